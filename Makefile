@@ -1,0 +1,33 @@
+# ImageClass: `make run` serves the whole app with embedded defaults; `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test manage clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when a requirements file changed.
+$(VENV)/.run-installed: requirements/base.txt requirements/ml.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/ml.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements/base.txt requirements/ml.txt requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	PORT=$(PORT) $(BIN)/python -m imageclass.embedded run
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Any manage.py command against the embedded database, e.g. make manage ARGS=createsuperuser
+manage: $(VENV)/.run-installed
+	$(BIN)/python -m imageclass.embedded manage $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

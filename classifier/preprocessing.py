@@ -1,0 +1,36 @@
+"""The one image preprocessing path shared by training, evaluation and serving.
+
+Only Pillow and NumPy: the web process imports this module too, and it must not pull in
+TensorFlow. Rescaling and normalisation live inside the Keras model, so what leaves here is
+raw uint8 RGB pixels at the model's input size.
+"""
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Orient, convert and resize a decoded image into a (height, width, 3) uint8 array.
+
+    `size` is (height, width), the order Keras input shapes use.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode != "RGB":
+        # Composite transparency onto white: a transparent background is "nothing", and black
+        # would read as a dark object to the model.
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA")
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, image)
+        image = image.convert("RGB")
+    height, width = size
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_image_array(path_or_file, size: tuple[int, int]) -> np.ndarray:
+    """Decode an image file (first frame for animations) and prepare it for the model."""
+    with Image.open(path_or_file) as image:
+        image.seek(0)
+        return prepare_image(image, size)

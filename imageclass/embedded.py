@@ -1,0 +1,176 @@
+"""The embedded development setup: `python -m imageclass.embedded run` (what `make run` calls).
+
+Starts the embedded MongoDB-compatible server (secantusdb) unless MONGODB_URI names a real
+one, migrates, and serves the site; Ctrl-C (or SIGTERM) stops every process it started.
+The test suite uses `EmbeddedMongo` to run a throwaway in-memory server.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EmbeddedMongo:
+    """A secantusdb server process on 127.0.0.1. `storage` is a folder, or ':memory:'."""
+
+    def __init__(self, storage: str, port: int | None = None, log=None):
+        self.storage, self.port = storage, port or free_port()
+        self.log = log if log is not None else subprocess.DEVNULL
+        self.process = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self) -> "EmbeddedMongo":
+        if port_in_use(self.port):
+            raise RuntimeError(
+                f"port {self.port} is already in use: another ImageClass (or database) runs there. "
+                "Stop it, or set EMBEDDED_MONGODB_PORT to another port."
+            )
+        if self.storage != ":memory:":
+            Path(self.storage).mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),
+             "--storage-path", self.storage, "--log-level", "WARNING"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_until_ready()
+        return self
+
+    def wait_until_ready(self):
+        from pymongo import MongoClient
+
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the embedded database exited with code {self.process.returncode}")
+            try:
+                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
+                    client.admin.command("ping")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the embedded database did not answer within {STARTUP_TIMEOUT} s")
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def manage(*args, env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR)
+
+
+def run(port: int):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    env = dict(os.environ)
+    database = None
+    children = []
+
+    def stop(*_):
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if database:
+            database.stop()
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        if settings.MONGODB_URI:
+            print("Using the MongoDB server at MONGODB_URI; nothing embedded starts.", flush=True)
+        else:
+            storage = Path(settings.VAR_DIR) / "db"
+            log = open(Path(settings.VAR_DIR) / "db.log", "ab")
+            database = EmbeddedMongo(str(storage), settings.EMBEDDED_MONGODB_PORT, log=log).start()
+            print(f"Embedded database on 127.0.0.1:{database.port}, data in {storage}", flush=True)
+        if subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], env=env, cwd=BASE_DIR).returncode:
+            raise SystemExit("migrate failed")
+        children.append(manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env))
+        print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        raise SystemExit("a process of the app stopped; stopping the rest")
+    except KeyboardInterrupt:
+        print("\nStopping ...", flush=True)
+    finally:
+        stop()
+
+
+def run_manage(args: list[str]) -> int:
+    """Run one manage.py command, starting the embedded database for it when none is up
+    (while `make run` is running, the command simply uses its database)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    database = None
+    if not settings.MONGODB_URI and not port_in_use(settings.EMBEDDED_MONGODB_PORT):
+        log = open(Path(settings.VAR_DIR) / "db.log", "ab")
+        database = EmbeddedMongo(str(Path(settings.VAR_DIR) / "db"), settings.EMBEDDED_MONGODB_PORT, log=log)
+        database.start()
+    try:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR).returncode
+    finally:
+        if database:
+            database.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m imageclass.embedded", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="the whole app on 127.0.0.1 with embedded defaults")
+    run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
+    manage_parser = sub.add_parser("manage", help="one manage.py command against the embedded database")
+    manage_parser.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(BASE_DIR))
+    if args.command == "manage":
+        sys.exit(run_manage(args.args))
+    run(args.port)
+
+
+if __name__ == "__main__":
+    main()

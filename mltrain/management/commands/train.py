@@ -1,0 +1,97 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a classifier on an image-folder dataset (default: the shared CIFAR-10 training "
+        "images) or keras.datasets.cifar10. Checkpoints every epoch; rerunning the same command "
+        "with the same --output resumes where it stopped. Uses every GPU when one is present."
+    )
+
+    def add_arguments(self, parser):
+        from mltrain.training import ARCHITECTURES, TrainingConfig
+
+        defaults = TrainingConfig()
+        parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
+        parser.add_argument("--epochs", type=int, default=defaults.epochs)
+        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument(
+            "--data",
+            default="shared-cifar10",
+            help="an image-folder path (<root>/<class>/<image>), 'shared-cifar10' (the shared "
+            "JPEG archive, unpacked into var/datasets) or 'keras-cifar10' (downloads)",
+        )
+        parser.add_argument("--image-size", type=int, default=32, help="square input size in pixels")
+        parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+        parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--limit", type=int, help="use only this many training images (quick runs)")
+        parser.add_argument("--peak-learning-rate", type=float, default=defaults.peak_learning_rate)
+        parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+        parser.add_argument(
+            "--mixed-precision",
+            choices=("auto", "on", "off"),
+            default="auto",
+            help="bfloat16 compute; auto turns it on for GPUs and CPUs with native bfloat16",
+        )
+        parser.add_argument(
+            "--hyperparameters",
+            type=Path,
+            help="best_hyperparameters.json written by `tune`; its values override the defaults",
+        )
+        parser.add_argument(
+            "--output",
+            type=Path,
+            help="run folder (default var/runs/<architecture>); an unfinished run there resumes",
+        )
+
+    def handle(self, *args, **options):
+        import json
+
+        import keras_tuner
+
+        from mltrain.datasets import stratified_split
+        from mltrain.data_sources import load_dataset
+        from mltrain.report import write_report
+        from mltrain.training import TrainingConfig, train
+
+        hyperparameters = {}
+        if options["hyperparameters"]:
+            hyperparameters = json.loads(options["hyperparameters"].read_text())
+        hp = keras_tuner.HyperParameters()
+        for name, value in hyperparameters.items():
+            hp.Fixed(name, value)
+        config = TrainingConfig(
+            architecture=options["architecture"],
+            epochs=options["epochs"],
+            batch_size=options["batch_size"],
+            validation_fraction=options["validation_fraction"],
+            seed=options["seed"],
+            peak_learning_rate=options["peak_learning_rate"],
+            label_smoothing=options["label_smoothing"],
+            mixed_precision={"auto": None, "on": True, "off": False}[options["mixed_precision"]],
+            hyperparameters=hyperparameters,
+        )
+        output = options["output"] or Path(settings.VAR_DIR) / "runs" / config.architecture
+        size = options["image_size"]
+        try:
+            dataset = load_dataset(options["data"], (size, size), self.stdout)
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        train_index, validation_index = stratified_split(
+            dataset.labels, config.validation_fraction, config.seed
+        )
+        if options["limit"]:
+            train_index = train_index[: options["limit"]]
+        training_set, validation_set = dataset.subset(train_index), dataset.subset(validation_index)
+        self.stdout.write(
+            f"{config.architecture}: {len(training_set)} training / {len(validation_set)} "
+            f"validation images, {len(dataset.class_names)} classes, {config.epochs} epochs -> {output}"
+        )
+        model = train(config, training_set, validation_set, output, hp)
+        report = write_report(output, model, validation_set)
+        self.stdout.write(self.style.SUCCESS(
+            f"validation accuracy {report['validation']['accuracy']:.4f}; model and report in {output}"
+        ))

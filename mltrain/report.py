@@ -1,0 +1,174 @@
+"""Evaluation report written next to every trained model.
+
+metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix), curves.png
+(accuracy and loss, train vs validation), confusion_matrix.png and MODEL_CARD.md.
+"""
+
+import csv
+import json
+import platform
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+EVALUATION_BATCH = 256
+
+
+def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
+    batches = [model(images[i : i + EVALUATION_BATCH], training=False) for i in range(0, len(images), EVALUATION_BATCH)]
+    return np.concatenate([np.asarray(b, dtype=np.float64) for b in batches])
+
+
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names) -> dict:
+    n = len(class_names)
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((n, n), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_positive = np.diag(confusion).astype(float)
+    precision = np.divide(true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0)
+    recall = np.divide(true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {
+        "images": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(-np.log(np.clip(picked, 1e-12, 1)).mean()),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(class_names, precision, recall, f1, confusion.sum(axis=1))
+        },
+        "confusion_matrix": confusion.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def evaluate(model, dataset) -> dict:
+    return classification_metrics(predict_probabilities(model, dataset.images), dataset.labels, dataset.class_names)
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of history.csv, the last row per epoch (a resumed run may repeat an epoch)."""
+    if not path.exists():
+        return []
+    rows = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return [rows[e] for e in sorted(rows)]
+
+
+def plot_curves(history: list[dict], path: Path):
+    epochs = [int(r["epoch"]) + 1 for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(epochs, [r.get(metric) for r in history], label="train")
+        ax.plot(epochs, [r.get(f"val_{metric}") for r in history], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(metrics: dict, path: Path):
+    confusion = np.asarray(metrics["confusion_matrix"])
+    names = metrics["class_names"]
+    size = max(5, 0.5 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = confusion.max() / 2
+    if len(names) <= 20:
+        for (i, j), count in np.ndenumerate(confusion):
+            ax.text(j, i, count, ha="center", va="center", fontsize=7,
+                    color="white" if count > threshold else "black")  # fmt: skip
+    ax.set_title(f"validation accuracy {metrics['accuracy']:.2%}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def hardware() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+        return ", ".join(names)
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
+def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict) -> str:
+    config = run["config"]
+    seconds = sum(r.get("epoch_seconds", 0) for r in history)
+    lines = [
+        f"# Model card: {config['architecture']}",
+        "",
+        "## Data",
+        f"- {run['train_size']} training and {run['validation_size']} validation images "
+        f"(stratified split, fraction {config['validation_fraction']}, seed {config['seed']}), "
+        f"{len(run['class_names'])} classes: {', '.join(run['class_names'])}.",
+        f"- Input: raw uint8 RGB {run['input_shape'][0]}x{run['input_shape'][1]} pixels, decoded "
+        "and resized by `classifier.preprocessing` (the function serving uses); scaling and "
+        "normalisation are layers of the model.",
+        "",
+        "## Recipe",
+        f"- Architecture `{config['architecture']}`, {run['parameters']:,} parameters.",
+        f"- {len(history)} epochs, batch {config['batch_size']}, "
+        + (
+            f"SGD Nesterov momentum {config['momentum']}, one-cycle learning rate peaking at "
+            f"{config['peak_learning_rate']}, decoupled weight decay {config['weight_decay']}, "
+            f"label smoothing {config['label_smoothing']}, random-crop (2 px) and flip "
+            "augmentation, prediction averaged with the mirrored image."
+            if config["architecture"] == "whitened_convnet"
+            else "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
+        ),
+        f"- Hyperparameters: `{json.dumps(config['hyperparameters'] or 'defaults')}`.",
+        f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
+        "",
+        "## Validation",
+        f"- Accuracy **{metrics['accuracy']:.2%}**, loss {metrics['loss']:.4f} "
+        f"on {metrics['images']} held-out images.",
+        "",
+        "| class | precision | recall | F1 |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+        for name, m in metrics["per_class"].items()
+    ]
+    if comparisons:
+        lines += ["", "## Compared on the same split", "", "| model | epochs | validation accuracy |", "|---|---|---|"]
+        lines += [f"| {name} | {c['epochs']} | {c['accuracy']:.2%} |" for name, c in comparisons.items()]
+    lines += ["", "Curves: `curves.png`. Confusion matrix: `confusion_matrix.png`. Figures: `metrics.json`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(output: Path, model, validation, comparisons: dict | None = None) -> dict:
+    output = Path(output)
+    run = json.loads((output / "training.json").read_text())
+    run["hardware"] = hardware()
+    history = read_history(output / "history.csv")
+    metrics = evaluate(model, validation)
+    report = {"validation": metrics, "epochs": len(history), "history": history}
+    (output / "metrics.json").write_text(json.dumps(report, indent=2))
+    plot_curves(history, output / "curves.png")
+    plot_confusion(metrics, output / "confusion_matrix.png")
+    (output / "MODEL_CARD.md").write_text(model_card(run, history, metrics, comparisons or {}))
+    return report

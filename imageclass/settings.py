@@ -147,6 +147,17 @@ TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Files: uploaded images ("default") and model artifacts ("models"), local folders by default.
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
+MODELS_ROOT = env_path("MODELS_ROOT", VAR_DIR / "models")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}},
+    "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Where workers keep local copies of model artifacts (Keras loads from a file).
+MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")

@@ -139,7 +139,7 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict)
             if config["architecture"] == "whitened_convnet"
             else "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
         ),
-        f"- Hyperparameters: `{json.dumps(config['hyperparameters'] or 'defaults')}`.",
+        f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config['hyperparameters'])}`.",
         f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
         "",
         "## Validation",

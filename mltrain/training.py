@@ -132,6 +132,7 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
     """The model to train, compiled with its recipe; for whitened_convnet it outputs logits."""
     input_shape = train.images.shape[1:]
     num_classes = len(train.class_names)
+    hp = architectures.defaults(hp)
     if config.architecture == "thesis_cnn":
         return architectures.build_thesis_cnn(hp, input_shape, num_classes)
     mean, std = architectures.pixel_statistics(train.images)
@@ -143,8 +144,9 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
         mean=mean,
         std=std,
     )
-    steps = config.epochs * (len(train) // config.batch_size)
-    schedule = OneCycle(config.peak_learning_rate, steps, int(steps * config.warmup_fraction))
+    peak = hp.Float("peak_learning_rate", 0.05, 1.0, sampling="log", default=config.peak_learning_rate)
+    steps = config.epochs * max(1, len(train) // config.batch_size)
+    schedule = OneCycle(peak, steps, int(steps * config.warmup_fraction))
     model.compile(
         optimizer=keras.optimizers.SGD(
             schedule, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay
@@ -176,12 +178,14 @@ def one_hot(dataset: Dataset):
     return Dataset(dataset.images, labels, dataset.class_names)
 
 
-def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: Path, hp=None):
+def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: Path, hp=None, callbacks=()):
     """Train (resuming from `output/checkpoints` if a previous run stopped) and save the
-    serving model. Returns the serving model."""
+    serving model. `callbacks` run after the checkpointing ones (progress reporting).
+    Returns the serving model."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     device = configure_devices(config.mixed_precision)
+    hp = architectures.defaults(hp)
     with distribution_strategy().scope():
         model = build(config, train, hp)
     if config.architecture != "thesis_cnn":
@@ -197,6 +201,7 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
                 "validation_size": len(validation),
                 "device": device,
                 "parameters": model.count_params(),
+                "hyperparameters": hp.values,
             },
             indent=2,
         )
@@ -206,10 +211,12 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
         validation_data=evaluation_pipeline(validation, config.batch_size),
         epochs=config.epochs,
         verbose=2,
+        shuffle=False,  # the pipeline shuffles
         callbacks=[
             EpochWallTime(),
             keras.callbacks.CSVLogger(output / "history.csv", append=True),
             keras.callbacks.BackupAndRestore(output / "checkpoints"),
+            *callbacks,
         ],
     )
     result = serving_model(config, model, train, hp)

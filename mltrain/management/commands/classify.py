@@ -1,0 +1,78 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from classifier.models import ModelVersion
+from mltrain.datasets import IMAGE_SUFFIXES
+
+
+def image_paths(arguments: list[str]) -> list[str]:
+    """Files as given, and the images inside given folders (sorted), paths kept as typed."""
+    paths = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            paths += sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.is_file():
+            paths.append(argument)
+        else:
+            raise CommandError(f"{argument}: no such file or folder")
+    return paths
+
+
+class Command(BaseCommand):
+    help = "Classify local image files or folders with the active model (or --version), in batches."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", help="image files or folders")
+        parser.add_argument("--json", action="store_true", help="one JSON line per file")
+        parser.add_argument("--top", type=int, default=3, help="how many labels per file (default 3)")
+        parser.add_argument("--model-version", help="a ModelVersion id instead of the active one")
+
+    def handle(self, *args, paths, top, model_version, **options):
+        from classifier.inference import classify_files
+
+        model_version = (
+            ModelVersion.objects.filter(pk=model_version).first() if model_version else ModelVersion.active()
+        )
+        if model_version is None:
+            raise CommandError("no model version: publish one with `manage.py publish RUN --activate`")
+        files = image_paths(paths)
+        if not options["json"]:
+            self.stderr.write(f"{model_version}: classifying {len(files)} file(s)")
+        failures = 0
+        for path, predictions in self.classify(model_version, files, top, classify_files):
+            if predictions is None:
+                failures += 1
+                continue
+            best = predictions[0]
+            if options["json"]:
+                line = {"file": path, "top_label": best["label"], "top_probability": best["probability"],
+                        "predictions": predictions}  # fmt: skip
+                self.stdout.write(json.dumps(line))
+            else:
+                others = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in predictions[1:])
+                self.stdout.write(f"{path}: {best['label']} {best['probability']:.1%}" + (f" ({others})" if others else ""))
+        if failures:
+            raise CommandError(f"{failures} file(s) could not be classified")
+
+    def classify(self, model_version, files, top, classify_files):
+        """Batches for speed; a batch with an unreadable file is retried file by file so one
+        bad image only fails itself."""
+        from PIL import UnidentifiedImageError
+
+        batch_size = 256
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            try:
+                yield from classify_files(model_version, chunk, top)
+            except (OSError, UnidentifiedImageError, ValueError):
+                for path in chunk:
+                    try:
+                        yield from classify_files(model_version, [path], top)
+                    except (OSError, UnidentifiedImageError, ValueError) as exc:
+                        self.stderr.write(f"{path}: cannot classify: {exc}")
+                        yield path, None

@@ -1,0 +1,159 @@
+"""Training, tuning, evaluation, publishing and classifying on tiny generated data."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from classifier.models import ModelVersion
+from mltrain import architectures, training
+from mltrain.datasets import load_image_folder, stratified_split
+from tests.imagefolder import make_image_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"), per_class=8)
+
+
+@pytest.fixture
+def registry(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "models"}},
+    }
+    settings.MODEL_CACHE_DIR = tmp_path / "cache"
+
+
+def train_command(folder, output, architecture, epochs=1):
+    call_command(
+        "train", "--data", str(folder), "--architecture", architecture, "--epochs", str(epochs),
+        "--batch-size", "8", "--validation-fraction", "0.25", "--output", str(output),
+    )  # fmt: skip
+
+
+def test_thesis_cnn_is_the_thesis_network():
+    model = architectures.build_thesis_cnn()
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64, 64, 128, 128, 256, 256]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert [round(d.rate, 1) for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.2, 0.3, 0.4, 0.5]
+    assert 2_100_000 < model.count_params() < 2_300_000
+    assert model.input.dtype == "uint8"
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("architecture", training.ARCHITECTURES)
+def test_train_writes_model_and_report(folder, tmp_path, architecture):
+    output = tmp_path / "run"
+    train_command(folder, output, architecture)
+    for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png", "MODEL_CARD.md"):
+        assert (output / name).stat().st_size > 0, name
+    model = keras.saving.load_model(output / "model.keras", compile=False)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    probabilities = np.asarray(model(pixels))
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["validation"]["class_names"] == ["blue", "green", "red"]
+    assert np.array(metrics["validation"]["confusion_matrix"]).sum() == metrics["validation"]["images"] == 6
+    card = (output / "MODEL_CARD.md").read_text()
+    assert f"# Model card: {architecture}" in card and "Accuracy **" in card
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+class EpochsSeen(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(folder, tmp_path):
+    dataset = load_image_folder(folder, (32, 32))
+    train_index, validation_index = stratified_split(dataset.labels, 0.25, 0)
+    config = training.TrainingConfig(epochs=3, batch_size=8)
+    args = (config, dataset.subset(train_index), dataset.subset(validation_index), tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(*args, callbacks=[Interrupt()])
+    seen = EpochsSeen()
+    training.train(*args, callbacks=[seen])
+    assert seen.epochs == [1, 2]
+    with (tmp_path / "history.csv").open() as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+
+
+def test_tiny_hyperband_search_writes_best_hyperparameters(folder, tmp_path):
+    call_command(
+        "tune", "--tuner", "hyperband", "--architecture", "thesis_cnn", "--data", str(folder),
+        "--max-epochs", "2", "--batch-size", "8", "--validation-fraction", "0.25", "--output", str(tmp_path),
+    )  # fmt: skip
+    best = json.loads((tmp_path / "best_hyperparameters.json").read_text())
+    assert best["learning_rate"] in (1e-2, 1e-3, 1e-4)
+    assert "dropout_64" in best
+
+
+def test_random_search_and_training_with_the_found_hyperparameters(folder, tmp_path):
+    call_command(
+        "tune", "--tuner", "random", "--architecture", "whitened_convnet", "--data", str(folder),
+        "--max-epochs", "1", "--trials", "1", "--batch-size", "8", "--validation-fraction", "0.25",
+        "--output", str(tmp_path / "search"),
+    )  # fmt: skip
+    best_file = tmp_path / "search" / "best_hyperparameters.json"
+    best = json.loads(best_file.read_text())
+    call_command(
+        "train", "--data", str(folder), "--epochs", "1", "--batch-size", "8", "--validation-fraction", "0.25",
+        "--hyperparameters", str(best_file), "--output", str(tmp_path / "run"),
+    )  # fmt: skip
+    run = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert run["hyperparameters"]["width"] == best["width"]
+    assert run["hyperparameters"]["peak_learning_rate"] == pytest.approx(best["peak_learning_rate"])
+
+
+def test_publish_evaluate_classify_round_trip(db, registry, folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    train_command(folder, run, "whitened_convnet")
+    call_command("publish", str(run), "--name", "colours", "--activate")
+    version = ModelVersion.active()
+    assert (version.name, version.version, version.class_names) == ("colours", 1, ["blue", "green", "red"])
+    assert version.input_size == (32, 32)
+    assert set(version.report_keys) >= {"metrics.json", "curves.png", "MODEL_CARD.md"}
+
+    call_command("publish", str(run), "--name", "colours")  # a second version, not active
+    assert ModelVersion.objects.get(name="colours", version=2).is_active is False
+    assert ModelVersion.active() == version
+    capsys.readouterr()
+
+    call_command("classify", str(folder / "red"), str(folder / "blue" / "000.jpg"), "--json")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 9
+    assert lines[-1]["file"] == str(folder / "blue" / "000.jpg")
+    for line in lines:
+        assert line["top_label"] in version.class_names
+        assert line["predictions"][0] == {"label": line["top_label"], "probability": line["top_probability"]}
+        assert sum(p["probability"] for p in line["predictions"]) == pytest.approx(1, abs=1e-5)
+
+    call_command("evaluate", "--data", str(folder), "--output", str(tmp_path / "eval"))
+    out = capsys.readouterr().out
+    assert "images 24  accuracy" in out and "confusion matrix" in out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 24
+
+    call_command("evaluate", "--data", str(folder), "--model", str(run / "model.keras"), "--split", "validation")
+    assert "images 3  accuracy" in capsys.readouterr().out  # 10% of 8 per class, at least one each
+
+
+def test_classify_without_a_model_says_what_to_do(db, registry, folder):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="publish"):
+        call_command("classify", str(folder))

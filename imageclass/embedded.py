@@ -125,8 +125,9 @@ def run(port: int):
             log = open(Path(settings.VAR_DIR) / "db.log", "ab")
             database = EmbeddedMongo(str(storage), settings.EMBEDDED_MONGODB_PORT, log=log).start()
             print(f"Embedded database on 127.0.0.1:{database.port}, data in {storage}", flush=True)
-        if subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], env=env, cwd=BASE_DIR).returncode:
-            raise SystemExit("migrate failed")
+        for setup in (["migrate", "--noinput"], ["publish_shipped"]):
+            if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
+                raise SystemExit(f"manage.py {setup[0]} failed")
         children.append(manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env))
         print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
         while all(child.poll() is None for child in children):

@@ -155,6 +155,8 @@ STORAGES = {
     "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The trained model committed with the project, published into the registry on first run.
+SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
 # Where workers keep local copies of model artifacts (Keras loads from a file).
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 

@@ -157,3 +157,24 @@ def test_classify_without_a_model_says_what_to_do(db, registry, folder):
 
     with pytest.raises(CommandError, match="publish"):
         call_command("classify", str(folder))
+
+
+def test_shipped_model_is_published_once(db, registry, settings, folder, tmp_path, capsys):
+    shipped = tmp_path / "cifar10"
+    call_command("publish_shipped")
+    assert "no shipped model" in capsys.readouterr().out
+    train_command(folder, shipped, "whitened_convnet")
+    settings.SHIPPED_MODEL_DIR = shipped
+    call_command("publish_shipped")
+    call_command("publish_shipped")
+    assert ModelVersion.objects.count() == 1
+    assert ModelVersion.active().name == "cifar10"
+
+
+def test_report_puts_other_runs_beside_the_model(folder, tmp_path, settings):
+    for architecture in training.ARCHITECTURES:
+        train_command(folder, tmp_path / architecture, architecture)
+    call_command("report", str(tmp_path / "whitened_convnet"), "--compare", str(tmp_path / "thesis_cnn"), "--data", str(folder))
+    card = (tmp_path / "whitened_convnet" / "MODEL_CARD.md").read_text()
+    assert "| whitened_convnet (whitened_convnet) | 1 |" in card
+    assert "| thesis_cnn (thesis_cnn) | 1 |" in card

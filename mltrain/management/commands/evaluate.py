@@ -18,8 +18,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--split",
             choices=("all", "validation"),
-            default="all",
-            help="'validation': only the held-out part of the training split (same seed/fraction)",
+            help="'validation': only the held-out part of the training split (same seed and "
+            "fraction); default: validation for shared-cifar10 (the rest was trained on), else all",
         )
         parser.add_argument("--validation-fraction", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=42)
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         import keras
         import numpy as np
 
-        from mltrain.data_sources import load_dataset
+        from mltrain.data_sources import SHARED_CIFAR10, load_dataset
         from mltrain.datasets import stratified_split
         from mltrain.report import evaluate, plot_confusion
 
@@ -46,7 +46,8 @@ class Command(BaseCommand):
             remap = [class_names.index(name) for name in dataset.class_names]
             dataset.labels = np.asarray(remap, dtype=np.int32)[dataset.labels]
             dataset.class_names = list(class_names)
-        if options["split"] == "validation":
+        split = options["split"] or ("validation" if options["data"] == SHARED_CIFAR10 else "all")
+        if split == "validation":
             _, validation = stratified_split(dataset.labels, options["validation_fraction"], options["seed"])
             dataset = dataset.subset(validation)
         metrics = evaluate(model, dataset)

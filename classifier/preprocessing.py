@@ -8,6 +8,8 @@ raw uint8 RGB pixels at the model's input size.
 import numpy as np
 from PIL import Image, ImageOps
 
+HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
 
 def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """Orient, convert and resize a decoded image into a (height, width, 3) uint8 array.
@@ -15,6 +17,11 @@ def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     `size` is (height, width), the order Keras input shapes use.
     """
     image = ImageOps.exif_transpose(image)
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        # Pillow's convert() clips 16-bit values at 255 (a washed-out white image); keep the
+        # top 8 bits instead.
+        pixels = np.clip(np.asarray(image, dtype=np.float64), 0, 65535).astype(np.uint16)
+        image = Image.fromarray((pixels >> 8).astype(np.uint8), "L")
     if image.mode != "RGB":
         # Composite transparency onto white: a transparent background is "nothing", and black
         # would read as a dark object to the model.

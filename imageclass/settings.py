@@ -7,7 +7,7 @@ Every value has a default that works on a developer machine with nothing else ru
 import secrets
 from pathlib import Path
 
-from imageclass.env import env_bool, env_int, env_list, env_path, env_str, load_dotenv
+from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_str, load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -155,6 +155,13 @@ STORAGES = {
     "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Uploads and URL fetches: every byte is untrusted (see classifier.validation, classifier.fetcher).
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 10, minimum=1, maximum=100) * 1024 * 1024
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", 40, minimum=1, maximum=200) * 1_000_000
+FETCH_CONNECT_TIMEOUT = env_float("FETCH_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=60)
+FETCH_READ_TIMEOUT = env_float("FETCH_READ_TIMEOUT", 10.0, minimum=0.1, maximum=120)
+FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
+
 # The trained model committed with the project, published into the registry on first run.
 SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
 # Where workers keep local copies of model artifacts (Keras loads from a file).

@@ -45,3 +45,16 @@ def test_animated_gif_uses_the_first_frame():
     buffer.seek(0)
     array = load_image_array(buffer, (10, 10))
     assert array[..., 0].mean() > 200 and array[..., 2].mean() < 50
+
+
+def test_sixteen_bit_greyscale_keeps_its_tones():
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    array = load_image_array(encoded(Image.fromarray(ramp), "PNG"), (64, 64))
+    np.testing.assert_array_equal(array[..., 0], (ramp >> 8).astype(np.uint8))
+    assert array.min() == 0 and array.max() == 255
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    array = load_image_array(encoded(Image.new("CMYK", (20, 20), (0, 255, 0, 0)), "JPEG"), (8, 8))
+    assert array.shape == (8, 8, 3)
+    assert array[0, 0, 1] < 30 and array[0, 0, 0] > 220  # magenta

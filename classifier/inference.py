@@ -5,7 +5,9 @@ it stays cheap, and the web process never calls it.
 """
 
 import hashlib
+import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,19 @@ from classifier.models import ModelVersion, models_storage
 from classifier.preprocessing import load_image_array
 
 PREDICT_BATCH = 64
-_loaded: dict[int, object] = {}
+RETRY_FAILED_LOAD_AFTER = 300  # seconds before this process tries a broken artifact again
+log = logging.getLogger(__name__)
+_loaded: dict = {}  # version pk -> Keras model; the serving version (and at most one fallback)
+_failed: dict = {}  # version pk -> monotonic time of the failed load
 _lock = threading.Lock()
 
 
 class ArtifactError(Exception):
     """The stored model artifact is missing, corrupted or cannot be loaded."""
+
+
+class NoActiveModel(Exception):
+    """No model version is active: nothing can be classified."""
 
 
 def local_artifact(version: ModelVersion) -> Path:
@@ -46,15 +55,49 @@ def load_model(version: ModelVersion):
     """The Keras model of `version`, loaded once per process."""
     with _lock:
         if version.pk not in _loaded:
+            failed_at = _failed.get(version.pk)
+            if failed_at and time.monotonic() - failed_at < RETRY_FAILED_LOAD_AFTER:
+                raise ArtifactError(f"{version} failed to load recently")
             import keras
 
             try:
-                _loaded[version.pk] = keras.saving.load_model(local_artifact(version), compile=False)
-            except ArtifactError:
-                raise
+                model = keras.saving.load_model(local_artifact(version), compile=False)
             except Exception as exc:
+                _failed[version.pk] = time.monotonic()
+                if isinstance(exc, ArtifactError):
+                    raise
                 raise ArtifactError(f"cannot load {version}: {exc}") from exc
+            _failed.pop(version.pk, None)
+            # Keep memory bounded: a newly activated version replaces the others.
+            _loaded.clear()
+            _loaded[version.pk] = model
         return _loaded[version.pk]
+
+
+def serving_model():
+    """(version, model) to classify with: the active version, or when its artifact cannot be
+    loaded the most recently active version that loads (logged, and recorded on the active
+    version so /readyz shows it)."""
+    active = ModelVersion.active()
+    if active is None:
+        raise NoActiveModel("No model is active: an administrator must publish or activate one.")
+    try:
+        model = load_model(active)
+    except ArtifactError as exc:
+        log.error("active model %s cannot be loaded: %s", active, exc)
+        active.record_load_error(str(exc))
+        previous = ModelVersion.objects.exclude(pk=active.pk).filter(activated_at__isnull=False)
+        for candidate in previous.order_by("-activated_at"):
+            try:
+                model = load_model(candidate)
+            except ArtifactError:
+                continue
+            log.warning("serving with %s instead of the active %s", candidate, active)
+            return candidate, model
+        raise
+    if active.load_error:
+        ModelVersion.objects.filter(pk=active.pk).update(load_error="")
+    return active, model
 
 
 def predict(model, images: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -39,6 +40,8 @@ class ModelVersion(models.Model):
     activated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set by a worker that could not load the artifact (and fell back to an older version).
+    load_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -98,9 +101,198 @@ class ModelVersion(models.Model):
             model_version.activate(user)
         return model_version
 
+    def record_load_error(self, error: str):
+        ModelVersion.objects.filter(pk=self.pk).update(load_error=error[:1000])
+
     def activate(self, user=None):
         """Make this the one active version. No transactions on MongoDB: deactivate the others
         with one conditional update, then mark this one."""
         ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
         self.is_active, self.activated_at, self.activated_by = True, timezone.now(), user
         self.save(update_fields=["is_active", "activated_at", "activated_by"])
+
+
+class BrokerUnavailable(Exception):
+    """The job could not be queued; nothing of the upload was kept."""
+
+
+class ClassificationQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+    def newest_first(self):
+        # created_at keeps milliseconds only: the id breaks ties so pages are stable.
+        return self.order_by("-created_at", "-id")
+
+
+class Classification(models.Model):
+    """One image sent for classification and, once a worker has run, its result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    # An anonymous visitor's result is tied to their session and never listed anywhere.
+    session_key = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    image_key = models.CharField(max_length=300)
+    original_filename = models.CharField(max_length=255, blank=True)
+    source_url = models.URLField(max_length=2000, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    # Copied from the version at prediction time: old results keep their labels.
+    model_name = models.CharField(max_length=120, blank=True)
+    class_names = models.JSONField(default=list, blank=True)
+    probabilities = models.JSONField(default=list, blank=True)
+    predictions = models.JSONField(default=list, blank=True)
+    top_label = models.CharField(max_length=100, blank=True)
+    top_probability = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started running
+    requeues = models.PositiveSmallIntegerField(default=0)  # times the sweep sent it again
+    timings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ClassificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="classification_history"),
+            models.Index(fields=["owner", "top_label", "-created_at"], name="classification_label"),
+            models.Index(fields=["owner", "status", "-created_at"], name="classification_status"),
+            models.Index(fields=["status", "queued_at"], name="classification_sweep_queued"),
+            models.Index(fields=["status", "started_at"], name="classification_sweep_running"),
+        ]
+
+    def __str__(self):
+        return f"{self.original_filename or self.source_url or self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def is_uncertain(self) -> bool:
+        return self.top_probability is not None and self.top_probability < settings.UNCERTAIN_BELOW
+
+    @classmethod
+    def image_key_for(cls, owner, extension: str) -> str:
+        now = timezone.now()
+        folder = str(owner.pk) if owner else "anon"
+        return f"images/{folder}/{now:%Y}/{now:%m}/{uuid.uuid4().hex}.{extension}"
+
+    @classmethod
+    def submit(cls, data: bytes, **fields) -> "Classification":
+        """Validate and store the image, record the job and queue it.
+
+        Raises InvalidImage (nothing stored) or BrokerUnavailable (nothing kept)."""
+        from classifier.tasks import classify
+
+        classification = cls.store(data, **fields)
+        try:
+            classify.delay(str(classification.pk))
+        except Exception as exc:  # kombu raises many kinds when the broker is away
+            classification.delete()
+            raise BrokerUnavailable("The classification queue is unavailable; please try again shortly.") from exc
+        return classification
+
+    @classmethod
+    def store(cls, data: bytes, *, owner=None, session_key="", filename="", source_url="") -> "Classification":
+        """Validate the bytes (InvalidImage: nothing stored), store them under a new key and
+        record a queued job."""
+        from classifier.validation import inspect_image
+
+        info = inspect_image(data)
+        storage = storages["default"]
+        key = storage.save(cls.image_key_for(owner, info.extension), ContentFile(data))
+        try:
+            classification = cls.objects.create(
+                owner=owner,
+                session_key="" if owner else session_key,
+                image_key=key,
+                original_filename=Path(filename.replace("\\", "/")).name[:255] if filename else "",
+                source_url=source_url,
+                sha256=info.sha256,
+                size=info.size,
+                format=info.format,
+                width=info.width,
+                height=info.height,
+            )
+        except Exception:
+            storage.delete(key)
+            raise
+        return classification
+
+    def claim(self, stale_before) -> bool:
+        """Take the job for this worker: queued, or running but abandoned (started before
+        `stale_before`, i.e. its worker died). One conditional update: only one worker wins."""
+        now = timezone.now()
+        claimable = models.Q(status=self.Status.QUEUED) | models.Q(status=self.Status.RUNNING, started_at__lt=stale_before)
+        won = Classification.objects.filter(claimable, pk=self.pk).update(
+            status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1
+        )
+        if won:
+            self.refresh_from_db()
+        return bool(won)
+
+    def requeue(self) -> bool:
+        """Send a stuck job again (True), or fail it once it has been sent or started too
+        often (False). Conditional on the status it was found in, so a job that moved on
+        meanwhile is left alone."""
+        now = timezone.now()
+        found = Classification.objects.filter(pk=self.pk, status=self.status)
+        if self.requeues >= settings.SWEEP_MAX_REQUEUES or self.attempts >= settings.CLASSIFY_MAX_ATTEMPTS:
+            found.update(
+                status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
+            )
+            return False
+        return bool(found.update(status=self.Status.QUEUED, queued_at=now, requeues=models.F("requeues") + 1))
+
+    def finish(self, version: ModelVersion, probabilities, predictions, timings) -> bool:
+        top = predictions[0]
+        return self._end(
+            status=self.Status.DONE,
+            model_version=version,
+            model_name=str(version),
+            class_names=list(version.class_names),
+            probabilities=[float(p) for p in probabilities],
+            predictions=predictions,
+            top_label=top["label"],
+            top_probability=top["probability"],
+            timings=timings,
+            error="",
+        )
+
+    def fail(self, reason: str) -> bool:
+        return self._end(status=self.Status.FAILED, error=reason[:1000])
+
+    def _end(self, **fields) -> bool:
+        """Record the outcome, but only over a job that is still running (never twice)."""
+        fields["finished_at"] = timezone.now()
+        ended = Classification.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
+        if ended:
+            self.refresh_from_db()
+        return bool(ended)
+
+    def read_image(self) -> bytes:
+        with storages["default"].open(self.image_key, "rb") as f:
+            return f.read()
+
+    def delete(self, *args, **kwargs):
+        """Delete the record, then its image (an orphaned file is harmless; a record whose
+        image is gone is not)."""
+        key = self.image_key
+        result = super().delete(*args, **kwargs)
+        storages["default"].delete(key)
+        return result

@@ -88,6 +88,18 @@ def manage(*args, env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR)
 
 
+def worker(env, *extra) -> subprocess.Popen:
+    """A Celery worker for the inference queue, with the periodic sweep (beat) embedded."""
+    from django.conf import settings
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
+         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--beat",
+         "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule"), *extra],
+        env=env, cwd=BASE_DIR,
+    )  # fmt: skip
+
+
 def run(port: int):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
@@ -128,6 +140,7 @@ def run(port: int):
         for setup in (["migrate", "--noinput"], ["publish_shipped"]):
             if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
+        children.append(worker(env))
         children.append(manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env))
         print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
         while all(child.poll() is None for child in children):

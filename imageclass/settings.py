@@ -162,6 +162,45 @@ FETCH_CONNECT_TIMEOUT = env_float("FETCH_CONNECT_TIMEOUT", 5.0, minimum=0.1, max
 FETCH_READ_TIMEOUT = env_float("FETCH_READ_TIMEOUT", 10.0, minimum=0.1, maximum=120)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
 
+# Celery: Redis when REDIS_URL is set, else kombu's filesystem transport in var/broker.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    BROKER_DIR = VAR_DIR / "broker"
+    for folder in ("queue", "processed"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # With late acks an unacknowledged message returns to the queue after this long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, minimum=0.1)
+CELERY_TASK_IGNORE_RESULT = True  # results live in MongoDB
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "inference")
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
+CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 60, minimum=1)
+CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 90, minimum=2)
+CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 5, minimum=0)  # transient errors
+CLASSIFY_MAX_ATTEMPTS = env_int("CLASSIFY_MAX_ATTEMPTS", 3, minimum=1)  # deliveries that started
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 60, minimum=5)  # seconds between stuck-job sweeps
+SWEEP_MAX_REQUEUES = env_int("SWEEP_MAX_REQUEUES", 3, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-classifications": {"task": "classifier.tasks.sweep_stuck_jobs", "schedule": SWEEP_INTERVAL},
+}
+TOP_K = env_int("TOP_K", 3, minimum=1)
+
+# Results whose top probability is below this are flagged "uncertain".
+UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", 0.5, minimum=0, maximum=1)
+
 # The trained model committed with the project, published into the registry on first run.
 SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
 # Where workers keep local copies of model artifacts (Keras loads from a file).

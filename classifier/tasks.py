@@ -1,0 +1,132 @@
+"""Celery tasks: classify one image, and sweep jobs that got stuck.
+
+Tasks take ids, are safe to run twice (a job is claimed by a conditional update and its
+outcome written only over a running job), and do their slow I/O outside any transaction.
+"""
+
+import io
+import logging
+import time
+from datetime import timedelta
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.utils import timezone
+from PIL import UnidentifiedImageError
+from pymongo.errors import PyMongoError
+
+from classifier.models import Classification
+
+log = logging.getLogger(__name__)
+Status = Classification.Status
+
+
+class TransientError(Exception):
+    """Storage or database trouble worth retrying."""
+
+
+class BadImage(Exception):
+    """The stored bytes do not decode: retrying cannot help."""
+
+
+def backoff(retries: int) -> int:
+    return min(2 ** retries, 60)
+
+
+def milliseconds(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def run_inference(job: Classification):
+    from classifier import inference
+    from classifier.preprocessing import load_image_array
+
+    started = time.perf_counter()
+    try:
+        data = job.read_image()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise TransientError(f"storage: {exc}") from exc
+    read = time.perf_counter()
+    version, model = inference.serving_model()
+    loaded = time.perf_counter()
+    try:
+        pixels = load_image_array(io.BytesIO(data), version.input_size)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
+        raise BadImage(str(exc)) from exc
+    prepared = time.perf_counter()
+    probabilities = inference.predict(model, pixels[None])[0]
+    predicted = time.perf_counter()
+    timings = {
+        "queue_ms": milliseconds((job.started_at - job.created_at).total_seconds()),
+        "read_ms": milliseconds(read - started),
+        "model_ms": milliseconds(loaded - read),
+        "preprocess_ms": milliseconds(prepared - loaded),
+        "predict_ms": milliseconds(predicted - prepared),
+        "total_ms": milliseconds(predicted - started),
+    }
+    job.finish(version, probabilities, inference.top_k(probabilities, version.class_names, settings.TOP_K), timings)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=settings.CLASSIFY_TIME_LIMIT,
+)
+def classify(self, classification_id: str):
+    from classifier.inference import ArtifactError, NoActiveModel
+
+    try:
+        job = Classification.objects.filter(pk=classification_id).first()
+        if job is None or job.is_finished:
+            return
+        # A job still "running" after the hard time limit lost its worker: take it over.
+        if not job.claim(stale_before=timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)):
+            return
+    except PyMongoError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
+    if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
+        job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")
+        return
+    try:
+        run_inference(job)
+    except BadImage as exc:
+        job.fail(f"The image could not be read: {exc}")
+    except FileNotFoundError:
+        job.fail("The stored image is missing.")
+    except NoActiveModel as exc:
+        job.fail(str(exc))
+    except ArtifactError:
+        job.fail("No model could be loaded to classify this image.")
+    except SoftTimeLimitExceeded:
+        job.fail("Classification took too long.")
+    except (TransientError, PyMongoError, OSError) as exc:
+        if self.request.retries >= settings.CLASSIFY_MAX_RETRIES:
+            job.fail(f"Classification failed after {self.request.retries + 1} tries: {exc}")
+            return
+        log.warning("classification %s: transient error, retrying: %s", job.pk, exc)
+        # Back to queued, so the retry can claim it again.
+        Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+            status=Status.QUEUED, queued_at=timezone.now()
+        )
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
+
+
+@shared_task(ignore_result=True)
+def sweep_stuck_jobs():
+    """Re-queue jobs stuck in queued or running past their time limit (a lost message, a dead
+    worker), at most SWEEP_MAX_REQUEUES times each; after that, fail them with a reason."""
+    now = timezone.now()
+    limit = timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)
+    stuck = [
+        *Classification.objects.filter(status=Status.QUEUED, queued_at__lt=now - 2 * limit),
+        *Classification.objects.filter(status=Status.RUNNING, started_at__lt=now - limit),
+    ]
+    for job in stuck:
+        if job.requeue():
+            classify.delay(str(job.pk))
+    return len(stuck)

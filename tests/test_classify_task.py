@@ -1,0 +1,160 @@
+"""The classify task's states: done, failed with reasons, retries, running twice, takeover,
+model reload on activation and fallback to the previous version."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import storages
+from django.utils import timezone
+
+from classifier import inference
+from classifier.models import Classification, ModelVersion
+from classifier.tasks import classify, sweep_stuck_jobs
+from tests import badimages
+from tests.tinymodel import make_run_dir
+
+Status = Classification.Status
+
+
+@pytest.fixture(autouse=True)
+def fresh_model_cache():
+    inference._loaded.clear()
+    inference._failed.clear()
+
+
+def stored(alice, data=None):
+    return Classification.store(data or badimages.jpeg(), owner=alice, filename="photo.jpg")
+
+
+def run(job):
+    classify.apply(args=[str(job.pk)])
+    job.refresh_from_db()
+    return job
+
+
+def test_a_job_ends_done_with_the_full_result(alice, active_model):
+    job = run(stored(alice))
+    assert job.status == Status.DONE
+    assert job.model_version == active_model and job.model_name == "tiny v1"
+    assert job.class_names == ["blue", "green", "red"]
+    assert len(job.probabilities) == 3 and sum(job.probabilities) == pytest.approx(1, abs=1e-5)
+    assert [p["label"] for p in job.predictions] == sorted(job.class_names, key=lambda c: -job.probabilities[job.class_names.index(c)])
+    assert job.top_label == job.predictions[0]["label"]
+    assert job.top_probability == pytest.approx(max(job.probabilities))
+    assert job.attempts == 1 and job.finished_at >= job.started_at >= job.created_at
+    assert {"queue_ms", "read_ms", "preprocess_ms", "predict_ms", "total_ms"} <= set(job.timings)
+
+
+def test_running_twice_changes_nothing(alice, active_model):
+    job = run(stored(alice))
+    finished_at = job.finished_at
+    job = run(job)
+    assert (job.status, job.finished_at, job.attempts) == (Status.DONE, finished_at, 1)
+
+
+def test_a_job_another_worker_is_running_is_left_alone(alice, active_model):
+    job = stored(alice)
+    assert job.claim(stale_before=timezone.now() - timedelta(minutes=5))
+    job = run(job)
+    assert (job.status, job.attempts) == (Status.RUNNING, 1)
+
+
+def test_a_job_abandoned_by_a_dead_worker_is_taken_over(alice, active_model):
+    job = stored(alice)
+    Classification.objects.filter(pk=job.pk).update(
+        status=Status.RUNNING, started_at=timezone.now() - timedelta(hours=1), attempts=1
+    )
+    job = run(job)
+    assert (job.status, job.attempts) == (Status.DONE, 2)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda key: storages["default"].delete(key), "The stored image is missing."),
+        (lambda key: overwrite(key, badimages.truncated_jpeg()), "The image could not be read"),
+    ],
+    ids=["missing", "corrupt"],
+)
+def test_bad_images_fail_at_once_with_a_reason(alice, active_model, damage, reason):
+    job = stored(alice)
+    damage(job.image_key)
+    job = run(job)
+    assert job.status == Status.FAILED and job.error.startswith(reason)
+    assert job.attempts == 1
+
+
+def overwrite(key, data):
+    with open(storages["default"].path(key), "wb") as f:
+        f.write(data)
+
+
+def test_no_active_model_fails_with_a_reason(alice, db):
+    job = run(stored(alice))
+    assert job.status == Status.FAILED and "No model is active" in job.error
+
+
+def test_transient_storage_errors_retry_with_backoff_then_fail(alice, active_model, settings):
+    settings.CLASSIFY_MAX_RETRIES = 2
+    job = stored(alice)
+    path = storages["default"].path(job.image_key)
+    import os
+
+    os.remove(path)
+    os.mkdir(path)  # reading a folder is an OSError that is not "missing": a storage fault
+    job = run(job)
+    assert job.status == Status.FAILED and "failed after 3 tries" in job.error
+    assert job.attempts == 3
+
+
+def test_a_job_that_keeps_crashing_its_worker_ends_failed(alice, active_model, settings):
+    job = stored(alice)
+    Classification.objects.filter(pk=job.pk).update(attempts=settings.CLASSIFY_MAX_ATTEMPTS)
+    job = run(job)
+    assert job.status == Status.FAILED and "attempted too many times" in job.error
+
+
+def test_the_worker_uses_a_newly_activated_version(alice, active_model, tmp_path):
+    assert run(stored(alice)).model_version == active_model
+    second = ModelVersion.publish(make_run_dir(tmp_path / "v2", ["cat", "dog"]), "tiny", activate=True)
+    job = run(stored(alice))
+    assert job.model_version == second and job.model_name == "tiny v2"
+    assert job.class_names == ["cat", "dog"] and len(job.probabilities) == 2
+    assert list(inference._loaded) == [second.pk]  # the old model was let go
+
+
+def test_a_corrupt_active_artifact_falls_back_to_the_previous_version(alice, active_model, tmp_path):
+    second = ModelVersion.publish(make_run_dir(tmp_path / "v2"), "tiny", activate=True)
+    with open(storages["models"].path(second.artifact_key), "wb") as f:
+        f.write(b"not a model")
+    job = run(stored(alice))
+    assert job.status == Status.DONE and job.model_version == active_model
+    second.refresh_from_db()
+    assert "does not match its recorded sha256" in second.load_error
+
+
+def test_old_results_keep_their_labels_after_a_new_version(alice, active_model, tmp_path):
+    job = run(stored(alice))
+    ModelVersion.publish(make_run_dir(tmp_path / "v2", ["cat", "dog"]), "tiny", activate=True)
+    job.refresh_from_db()
+    assert job.class_names == ["blue", "green", "red"] and job.model_name == "tiny v1"
+
+
+def test_sweep_requeues_stuck_jobs_then_gives_up(alice, active_model, settings):
+    settings.SWEEP_MAX_REQUEUES = 1
+    long_ago = timezone.now() - timedelta(hours=1)
+    queued = stored(alice)
+    running = stored(alice)
+    Classification.objects.filter(pk=queued.pk).update(queued_at=long_ago)
+    Classification.objects.filter(pk=running.pk).update(status=Status.RUNNING, started_at=long_ago, attempts=1)
+    fresh = stored(alice)
+    assert sweep_stuck_jobs.apply().get() == 2
+    for job in (queued, running):
+        job.refresh_from_db()
+        assert (job.status, job.requeues) == (Status.QUEUED, 1)
+    fresh.refresh_from_db()
+    assert fresh.requeues == 0
+    Classification.objects.filter(pk=queued.pk).update(queued_at=long_ago)
+    sweep_stuck_jobs.apply()
+    queued.refresh_from_db()
+    assert queued.status == Status.FAILED and "abandoned" in queued.error

@@ -120,6 +120,15 @@ class ClassificationQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
 
+    def visible_to(self, request):
+        """What the requester may see: their own results, or for an anonymous visitor the
+        results of their session. (Histories shared with them are listed separately.)"""
+        if request.user.is_authenticated:
+            return self.filter(owner=request.user)
+        if not request.session.session_key:
+            return self.none()
+        return self.filter(owner__isnull=True, session_key=request.session.session_key)
+
     def newest_first(self):
         # created_at keeps milliseconds only: the id breaks ties so pages are stable.
         return self.order_by("-created_at", "-id")
@@ -245,6 +254,30 @@ class Classification(models.Model):
         if won:
             self.refresh_from_db()
         return bool(won)
+
+    @property
+    def duration_ms(self):
+        return self.timings.get("total_ms")
+
+    def all_predictions(self) -> list[dict]:
+        ranked = sorted(zip(self.class_names, self.probabilities), key=lambda pair: -pair[1])
+        return [{"label": label, "probability": probability} for label, probability in ranked]
+
+    def status_payload(self) -> dict:
+        """What the result page polls for."""
+        return {
+            "id": str(self.pk),
+            "status": self.status,
+            "finished": self.is_finished,
+            "error": self.error,
+            "top_label": self.top_label,
+            "top_probability": self.top_probability,
+            "uncertain": self.is_uncertain,
+            "predictions": self.predictions,
+            "all_predictions": self.all_predictions() if self.status == self.Status.DONE else [],
+            "model_version": self.model_name,
+            "duration_ms": self.duration_ms,
+        }
 
     def requeue(self) -> bool:
         """Send a stuck job again (True), or fail it once it has been sent or started too

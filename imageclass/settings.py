@@ -155,6 +155,8 @@ STORAGES = {
     "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Above the form's 20-image limit, so 21 files get a friendly message; a flood gets a bare 400.
+DATA_UPLOAD_MAX_NUMBER_FILES = 25
 # Uploads and URL fetches: every byte is untrusted (see classifier.validation, classifier.fetcher).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 10, minimum=1, maximum=100) * 1024 * 1024
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", 40, minimum=1, maximum=200) * 1_000_000

@@ -1,7 +1,8 @@
 """Liveness and readiness probes.
 
-/healthz says the process answers. /readyz checks each dependency the service needs and
-answers 503 when any of them fails, with what failed and why.
+/healthz says the process answers. /readyz checks each dependency the service needs
+(database, file storage, broker, an active model) and answers 503 when any of them fails,
+with what failed and why.
 """
 
 import time
@@ -18,16 +19,42 @@ def check_database() -> None:
     connection.connection.admin.command("ping")
 
 
-READINESS_CHECKS = {"database": check_database}
+def check_storage() -> None:
+    from django.core.files.storage import storages
+
+    for name in ("default", "models"):
+        storages[name].exists("readyz-probe")  # a round trip; raises when unreachable
+
+
+def check_broker() -> None:
+    from imageclass.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+
+
+def check_model() -> dict:
+    from classifier.models import ModelVersion
+
+    active = ModelVersion.active()
+    if active is None:
+        raise LookupError("no model version is active")
+    detail = {"version": str(active), "classes": len(active.class_names)}
+    if active.load_error:
+        detail["fallback"] = f"workers cannot load it and serve an earlier version: {active.load_error}"
+    return detail
+
+
+READINESS_CHECKS = {"database": check_database, "storage": check_storage, "broker": check_broker, "model": check_model}
 
 
 def run_check(check) -> dict:
     started = time.perf_counter()
     try:
-        check()
+        detail = check() or {}
     except Exception as exc:  # a probe reports every failure, whatever its kind
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1), **detail}
 
 
 @never_cache

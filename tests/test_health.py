@@ -14,12 +14,39 @@ def test_healthz(client):
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_the_database(client, db):
+def test_readyz_reports_every_dependency(client, active_model):
     response = client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"]["database"]["ok"] is True
+    assert {name for name, check in body["checks"].items() if check["ok"]} == {"database", "storage", "broker", "model"}
+    assert body["checks"]["model"]["version"] == "tiny v1"
+
+
+def test_readyz_is_503_without_an_active_model(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["model"] == {"ok": False, "error": "LookupError: no model version is active"}
+
+
+def test_readyz_shows_a_model_fallback(client, active_model):
+    active_model.record_load_error("sha256 mismatch")
+    check = client.get("/readyz").json()["checks"]["model"]
+    assert check["ok"] is True and "sha256 mismatch" in check["fallback"]
+
+
+def test_readyz_is_503_when_the_broker_is_down(client, active_model, settings):
+    from imageclass.celery import app
+    from imageclass.embedded import free_port
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = previous
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
 
 
 def test_readyz_answers_503_when_the_database_is_unreachable():

@@ -10,3 +10,39 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+
+class Share(models.Model):
+    """`owner` lets `grantee` read their history. Checked on every request, so revoking
+    (deleting the grant) takes effect at once."""
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="shares_given")
+    grantee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="shares_received")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "grantee"], name="unique_share")]
+        indexes = [models.Index(fields=["grantee", "owner"], name="share_grantee")]
+
+    def __str__(self):
+        return f"{self.owner} -> {self.grantee}"
+
+    @classmethod
+    def allows(cls, owner, user) -> bool:
+        return user.is_authenticated and cls.objects.filter(owner=owner, grantee=user).exists()
+
+    @classmethod
+    def grant(cls, owner, username: str) -> "Share":
+        """Raises ValidationError with a message for the owner when the grant cannot be made."""
+        from django.core.exceptions import ValidationError
+
+        grantee = User.objects.filter(username__iexact=username.strip(), is_active=True).first()
+        if grantee is None:
+            raise ValidationError("There is no user with that username.")
+        if grantee == owner:
+            raise ValidationError("Your history is already yours.")
+        share, created = cls.objects.get_or_create(owner=owner, grantee=grantee)
+        if not created:
+            raise ValidationError(f"You already share your history with {grantee.username}.")
+        return share

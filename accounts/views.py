@@ -3,9 +3,12 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ProfileForm, SignupForm, ThrottledAuthenticationForm
+from accounts.models import Share
 
 
 @require_http_methods(["GET", "POST"])
@@ -40,4 +43,30 @@ def profile(request):
         form.save()
         messages.success(request, "Your profile was saved.")
         return redirect("profile")
-    return render(request, "accounts/profile.html", {"form": form})
+    shares = Share.objects.filter(owner=request.user).select_related("grantee")
+    return render(request, "accounts/profile.html", {"form": form, "shares": shares})
+
+
+@login_required
+@require_POST
+def share_grant(request):
+    try:
+        share = Share.grant(request.user, request.POST.get("username", ""))
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"{share.grantee.username} can now see your history (read-only).")
+    return redirect("profile")
+
+
+@login_required
+@require_POST
+def share_revoke(request, pk):
+    try:
+        deleted, _ = Share.objects.filter(pk=pk, owner=request.user).delete()
+    except (ValidationError, ValueError, TypeError):
+        deleted = 0
+    if not deleted:
+        raise Http404
+    messages.success(request, "Access revoked.")
+    return redirect("profile")

@@ -9,6 +9,8 @@ from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import Share
+
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = ("metrics.json", "curves.png", "confusion_matrix.png", "MODEL_CARD.md", "training.json")
 
@@ -120,14 +122,6 @@ class ClassificationQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
 
-    def visible_to(self, request):
-        """What the requester may see: their own results, or for an anonymous visitor the
-        results of their session. (Histories shared with them are listed separately.)"""
-        if request.user.is_authenticated:
-            return self.filter(owner=request.user)
-        if not request.session.session_key:
-            return self.none()
-        return self.filter(owner__isnull=True, session_key=request.session.session_key)
 
     def newest_first(self):
         # created_at keeps milliseconds only: the id breaks ties so pages are stable.
@@ -254,6 +248,18 @@ class Classification(models.Model):
         if won:
             self.refresh_from_db()
         return bool(won)
+
+    def can_view(self, request) -> bool:
+        """The owner, a user the owner shares their history with, or for an anonymous
+        result the session that sent it."""
+        if self.owner_id is None:
+            return bool(self.session_key) and self.session_key == request.session.session_key
+        if not request.user.is_authenticated:
+            return False
+        return self.owner_id == request.user.pk or Share.allows(self.owner, request.user)
+
+    def can_delete(self, request) -> bool:
+        return self.owner_id is not None and self.owner_id == request.user.pk
 
     @property
     def duration_ms(self):

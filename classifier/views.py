@@ -1,22 +1,109 @@
+from bson import ObjectId
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
-from django.http import FileResponse, Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import Share, User
+from classifier import history
 from classifier.forms import MAX_FILES, UploadForm
+from classifier.history import HistoryFilter
 from classifier.models import BrokerUnavailable, Classification, ModelVersion
 from classifier.validation import ALLOWED_FORMATS
 
 
 def visible_classification(request, pk) -> Classification:
+    """The classification if the requester may see it; 404 otherwise, whether it exists or not."""
     try:
-        return get_object_or_404(Classification.objects.visible_to(request), pk=pk)
+        classification = Classification.objects.filter(pk=pk).first()
     except (ValidationError, ValueError, TypeError):  # not an ObjectId: no such object
         raise Http404 from None
+    if classification is None or not classification.can_view(request):
+        raise Http404
+    return classification
+
+
+def history_page(request, owner, *, read_only):
+    filters = HistoryFilter(request.GET)
+    queryset = filters.apply(Classification.objects.owned_by(owner))
+    items, older, newer = history.page(queryset, request.GET.get("older", ""), request.GET.get("newer", ""))
+    query = request.GET.copy()
+    for key in ("older", "newer"):
+        query.pop(key, None)
+    return render(
+        request,
+        "classifier/history.html",
+        {
+            "owner": owner, "read_only": read_only, "filters": filters, "items": items,
+            "older": older, "newer": newer, "query": query.urlencode(),
+        },
+    )  # fmt: skip
+
+
+@login_required
+@require_GET
+def my_history(request):
+    return history_page(request, request.user, read_only=False)
+
+
+@login_required
+@require_GET
+def shared_with_me(request):
+    shares = Share.objects.filter(grantee=request.user).select_related("owner")
+    return render(request, "classifier/shared.html", {"shares": shares})
+
+
+@login_required
+@require_GET
+def shared_history(request, username):
+    owner = User.objects.filter(username=username, is_active=True).first()
+    if owner is None or not Share.allows(owner, request.user):
+        raise Http404
+    return history_page(request, owner, read_only=True)
+
+
+@login_required
+@require_POST
+def delete_many(request):
+    ids = [i for i in request.POST.getlist("ids")[: history.PAGE_SIZE * 4] if ObjectId.is_valid(i)]
+    doomed = list(Classification.objects.owned_by(request.user).filter(pk__in=ids))
+    for classification in doomed:
+        classification.delete()
+    messages.success(request, f"Deleted {len(doomed)} result(s).")
+    return redirect("history")
+
+
+@login_required
+@require_POST
+def delete_one(request, pk):
+    classification = visible_classification(request, pk)
+    if not classification.can_delete(request):
+        raise Http404
+    classification.delete()
+    messages.success(request, "The result and its image were deleted.")
+    return redirect("history")
+
+
+@login_required
+@require_GET
+def export(request, fmt):
+    if fmt not in ("csv", "json"):
+        raise Http404
+    filters = HistoryFilter(request.GET)
+    queryset = filters.apply(Classification.objects.owned_by(request.user))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if fmt == "csv":
+        response = StreamingHttpResponse(history.export_csv(queryset), content_type="text/csv; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(history.export_json(queryset), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="imageclass-history-{stamp}.{fmt}"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -37,8 +124,8 @@ def home(request):
             return render(request, "classifier/home.html", home_context(form, created), status=503)
         if len(created) == 1:
             return redirect("result", pk=created[0].pk)
-        messages.success(request, f"{len(created)} images sent for classification.")
-        return redirect("result", pk=created[0].pk)
+        messages.success(request, f"{len(created)} images sent for classification; results appear below.")
+        return redirect("history")
     return render(request, "classifier/home.html", home_context(form), status=400 if form.errors else 200)
 
 
@@ -56,7 +143,11 @@ def home_context(form, created=()):
 @require_GET
 def result(request, pk):
     classification = visible_classification(request, pk)
-    return render(request, "classifier/result.html", {"c": classification, "payload": classification.status_payload()})
+    return render(
+        request,
+        "classifier/result.html",
+        {"c": classification, "payload": classification.status_payload(), "can_delete": classification.can_delete(request)},
+    )
 
 
 @never_cache

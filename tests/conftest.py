@@ -47,3 +47,20 @@ def active_model(db, tiny_run):
     from classifier.models import ModelVersion
 
     return ModelVersion.publish(tiny_run, "tiny", activate=True)
+
+
+def make_result(owner, label="cat", probability=0.9, status="done", filename="photo.jpg", created_at=None):
+    """A stored classification with a finished result, without running a model."""
+    from django.utils import timezone
+
+    from classifier.models import Classification
+    from tests import badimages
+
+    job = Classification.store(badimages.jpeg((16, 16)), owner=owner, filename=filename)
+    Classification.objects.filter(pk=job.pk).update(
+        status=status, top_label=label if status == "done" else "", top_probability=probability if status == "done" else None,
+        predictions=[{"label": label, "probability": probability}] if status == "done" else [],
+        created_at=created_at or timezone.now(),
+    )  # fmt: skip
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,112 @@
+import csv
+import io
+import json
+import re
+from datetime import timedelta
+
+from django.core.files.storage import storages
+from django.urls import reverse
+from django.utils import timezone
+
+from classifier.models import Classification
+from tests.conftest import make_result
+
+
+def listed(response):
+    return re.findall(r'name="ids" value="([0-9a-f]{24})"', response.content.decode())
+
+
+def test_history_requires_login(client, db):
+    response = client.get(reverse("history"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_only_my_results_newest_first(alice_client, alice, bob):
+    now = timezone.now()
+    old = make_result(alice, created_at=now - timedelta(days=2))
+    new = make_result(alice, created_at=now)
+    make_result(bob)
+    assert listed(alice_client.get(reverse("history"))) == [str(new.pk), str(old.pk)]
+
+
+def test_filters(alice_client, alice):
+    now = timezone.now()
+    cat = make_result(alice, "cat", 0.95, filename="garden cat.jpg", created_at=now - timedelta(days=10))
+    dog = make_result(alice, "dog", 0.40, filename="dog.png", created_at=now - timedelta(days=1))
+    failed = make_result(alice, status="failed", filename="broken.jpg")
+    url = reverse("history")
+    assert listed(alice_client.get(url, {"label": "cat"})) == [str(cat.pk)]
+    assert listed(alice_client.get(url, {"min_probability": "50"})) == [str(cat.pk)]
+    assert listed(alice_client.get(url, {"status": "failed"})) == [str(failed.pk)]
+    assert listed(alice_client.get(url, {"q": "GARDEN"})) == [str(cat.pk)]
+    week_ago = (now - timedelta(days=7)).date().isoformat()
+    assert set(listed(alice_client.get(url, {"created_after": week_ago}))) == {str(dog.pk), str(failed.pk)}
+    assert listed(alice_client.get(url, {"created_before": week_ago})) == [str(cat.pk)]
+    assert listed(alice_client.get(url, {"min_probability": "500"})) == []  # invalid: nothing, no error
+
+
+def test_cursor_pages_are_stable_while_new_results_arrive(alice_client, alice):
+    start = timezone.now() - timedelta(hours=1)
+    results = [make_result(alice, created_at=start + timedelta(seconds=i // 2)) for i in range(30)]  # ties too
+    first = alice_client.get(reverse("history"))
+    first_ids = listed(first)
+    assert len(first_ids) == 24
+    older = re.search(r"older=([\w-]+)", first.content.decode()).group(1)
+    make_result(alice)  # arrives meanwhile
+    second_ids = listed(alice_client.get(reverse("history"), {"older": older}))
+    assert len(second_ids) == 6 and not set(first_ids) & set(second_ids)
+    assert set(first_ids) | set(second_ids) == {str(r.pk) for r in results}
+    back = alice_client.get(reverse("history"), {"newer": re.search(r"newer=([\w-]+)", alice_client.get(reverse("history"), {"older": older}).content.decode()).group(1)})
+    assert listed(back) == first_ids
+
+
+def test_a_garbled_cursor_shows_the_first_page(alice_client, alice):
+    result = make_result(alice)
+    assert listed(alice_client.get(reverse("history"), {"older": "%%%not-a-cursor"})) == [str(result.pk)]
+
+
+def test_delete_many_deletes_only_mine_with_their_images(alice_client, alice, bob):
+    mine = [make_result(alice) for _ in range(2)]
+    keep = make_result(alice)
+    bobs = make_result(bob)
+    response = alice_client.post(reverse("delete_many"), {"ids": [str(m.pk) for m in mine] + [str(bobs.pk), "junk"]})
+    assert response.status_code == 302
+    assert set(Classification.objects.values_list("pk", flat=True)) == {keep.pk, bobs.pk}
+    assert not any(storages["default"].exists(m.image_key) for m in mine)
+    assert storages["default"].exists(bobs.image_key)
+
+
+def test_delete_one(client, alice, bob, charlie):
+    result = make_result(alice)
+    url = reverse("delete", args=[result.pk])
+    for user in (bob, charlie):
+        client.force_login(user)
+        assert client.post(url).status_code == 404
+    client.force_login(alice)
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    assert not Classification.objects.exists() and not storages["default"].exists(result.image_key)
+
+
+def test_export_csv_follows_the_filters_and_defuses_formulas(alice_client, alice, bob):
+    make_result(alice, "cat", filename='=cmd|"calc"!A0.jpg')
+    make_result(alice, "dog")
+    make_result(bob, "cat")
+    response = alice_client.get(reverse("export", args=["csv"]), {"label": "cat"})
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1 and rows[0]["top_label"] == "cat"
+    assert rows[0]["original_filename"].startswith("'=")
+
+
+def test_export_json(alice_client, alice):
+    results = [make_result(alice, "cat"), make_result(alice, "dog")]
+    response = alice_client.get(reverse("export", args=["json"]))
+    rows = json.loads(b"".join(response.streaming_content))
+    assert {row["id"] for row in rows} == {str(r.pk) for r in results}
+    assert alice_client.get(reverse("export", args=["xml"])).status_code == 404
+
+
+def test_export_requires_login(client, db):
+    assert client.get(reverse("export", args=["csv"])).status_code == 302

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
@@ -68,6 +69,19 @@ def run_inference(job: Classification):
         "total_ms": milliseconds(predicted - started),
     }
     job.finish(version, probabilities, inference.top_k(probabilities, version.class_names, settings.TOP_K), timings)
+
+
+@worker_process_init.connect
+def preload_model(**kwargs):
+    """Load the active model in each worker process right after fork, so the first job does
+    not wait for it (TensorFlow state must not be shared across a fork)."""
+    from classifier.inference import serving_model
+
+    try:
+        version, _ = serving_model()
+        log.info("worker process ready with %s", version)
+    except Exception as exc:  # a worker without a model still starts; jobs then fail with the reason
+        log.warning("no model preloaded: %s", exc)
 
 
 @shared_task(

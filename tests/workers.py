@@ -1,0 +1,52 @@
+"""A real Celery worker process for the tests, on the test database and the test VAR_DIR."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from classifier.models import Classification
+
+
+def start_worker(log_path, **env):
+    environment = {
+        **os.environ,
+        "MONGODB_NAME": connection.settings_dict["NAME"],  # the test database
+        "CELERY_WORKER_CONCURRENCY": "1",
+        **env,
+    }
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
+         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle"],
+        env=environment, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "ready." not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_until_finished(ids, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = list(Classification.objects.filter(pk__in=ids))
+        if all(job.is_finished for job in jobs):
+            return jobs
+        time.sleep(0.3)
+    pytest.fail(f"jobs still unfinished: {[(j.pk, j.status) for j in jobs]}")

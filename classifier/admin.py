@@ -93,7 +93,10 @@ class ClassificationAdmin(admin.ModelAdmin):
         classification = Classification.objects.filter(pk=pk).first()
         if classification is None:
             raise Http404
-        response = stored_file_response(storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1])
+        if classification.thumbnail_key:
+            response = stored_file_response(storages["default"], classification.thumbnail_key, "image/jpeg")
+        else:
+            response = stored_file_response(storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1])
         response["Content-Security-Policy"] = "default-src 'none'"
         return response
 

@@ -1,4 +1,5 @@
 import hashlib
+import io
 import json
 import uuid
 from pathlib import Path
@@ -8,9 +9,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
+from PIL import Image
 
 from accounts.models import Share
 
+THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = ("metrics.json", "curves.png", "confusion_matrix.png", "MODEL_CARD.md", "training.json")
 
@@ -142,6 +145,7 @@ class Classification(models.Model):
     session_key = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     image_key = models.CharField(max_length=300)
+    thumbnail_key = models.CharField(max_length=300, blank=True)  # written by the worker
     original_filename = models.CharField(max_length=255, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
     sha256 = models.CharField(max_length=64)
@@ -298,9 +302,10 @@ class Classification(models.Model):
             return False
         return bool(found.update(status=self.Status.QUEUED, queued_at=now, requeues=models.F("requeues") + 1))
 
-    def finish(self, version: ModelVersion, probabilities, predictions, timings) -> bool:
+    def finish(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key="") -> bool:
         top = predictions[0]
         return self._end(
+            thumbnail_key=thumbnail_key,
             status=self.Status.DONE,
             model_version=version,
             model_name=str(version),
@@ -328,10 +333,20 @@ class Classification(models.Model):
         with storages["default"].open(self.image_key, "rb") as f:
             return f.read()
 
+    def store_thumbnail(self, image) -> str:
+        """Save a small JPEG of the decoded `image` next to the original; returns its key."""
+        thumbnail = image.copy()
+        thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, "JPEG", quality=85)
+        key = self.image_key.replace("images/", "thumbnails/", 1).rsplit(".", 1)[0] + ".jpg"
+        return storages["default"].save(key, ContentFile(buffer.getvalue()))
+
     def delete(self, *args, **kwargs):
-        """Delete the record, then its image (an orphaned file is harmless; a record whose
+        """Delete the record, then its files (an orphaned file is harmless; a record whose
         image is gone is not)."""
-        key = self.image_key
+        keys = [key for key in (self.image_key, self.thumbnail_key) if key]
         result = super().delete(*args, **kwargs)
-        storages["default"].delete(key)
+        for key in keys:
+            storages["default"].delete(key)
         return result

@@ -16,7 +16,14 @@ def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
 
     `size` is (height, width), the order Keras input shapes use.
     """
-    image = ImageOps.exif_transpose(image)
+    image = to_rgb(ImageOps.exif_transpose(image))
+    height, width = size
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in HIGH_BIT_DEPTH_MODES:
         # Pillow's convert() clips 16-bit values at 255 (a washed-out white image); keep the
         # top 8 bits instead.
@@ -30,14 +37,17 @@ def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image)
         image = image.convert("RGB")
-    height, width = size
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return np.asarray(image, dtype=np.uint8)
+    return image
+
+
+def decode_image(path_or_file) -> Image.Image:
+    """Decode an image file (the first frame of an animation), upright and in RGB."""
+    with Image.open(path_or_file) as image:
+        image.seek(0)
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
 
 
 def load_image_array(path_or_file, size: tuple[int, int]) -> np.ndarray:
-    """Decode an image file (first frame for animations) and prepare it for the model."""
-    with Image.open(path_or_file) as image:
-        image.seek(0)
-        return prepare_image(image, size)
+    """Decode an image file and prepare it for the model."""
+    return prepare_image(decode_image(path_or_file), size)

@@ -13,6 +13,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.files.storage import storages
 from django.utils import timezone
 from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
@@ -41,7 +42,7 @@ def milliseconds(seconds: float) -> float:
 
 def run_inference(job: Classification):
     from classifier import inference
-    from classifier.preprocessing import load_image_array
+    from classifier.preprocessing import decode_image, prepare_image
 
     started = time.perf_counter()
     try:
@@ -54,9 +55,10 @@ def run_inference(job: Classification):
     version, model = inference.serving_model()
     loaded = time.perf_counter()
     try:
-        pixels = load_image_array(io.BytesIO(data), version.input_size)
+        image = decode_image(io.BytesIO(data))
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(str(exc)) from exc
+    pixels = prepare_image(image, version.input_size)
     prepared = time.perf_counter()
     probabilities = inference.predict(model, pixels[None])[0]
     predicted = time.perf_counter()
@@ -68,7 +70,13 @@ def run_inference(job: Classification):
         "predict_ms": milliseconds(predicted - prepared),
         "total_ms": milliseconds(predicted - started),
     }
-    job.finish(version, probabilities, inference.top_k(probabilities, version.class_names, settings.TOP_K), timings)
+    try:
+        thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
+    except OSError as exc:
+        raise TransientError(f"storage: {exc}") from exc
+    predictions = inference.top_k(probabilities, version.class_names, settings.TOP_K)
+    if not job.finish(version, probabilities, predictions, timings, thumbnail_key):
+        storages["default"].delete(thumbnail_key)  # the job was ended elsewhere meanwhile
 
 
 @worker_process_init.connect

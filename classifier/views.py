@@ -156,14 +156,27 @@ def result_status(request, pk):
     return JsonResponse(visible_classification(request, pk).status_payload())
 
 
-@require_GET
-def result_image(request, pk):
-    classification = visible_classification(request, pk)
+def stored_image_response(key, content_type):
     try:
-        stored = storages["default"].open(classification.image_key, "rb")
+        stored = storages["default"].open(key, "rb")
     except OSError:
         raise Http404("The image is no longer stored.") from None
-    response = FileResponse(stored, content_type=ALLOWED_FORMATS[classification.format][1])
+    response = FileResponse(stored, content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Security-Policy"] = "default-src 'none'"
     return response
+
+
+@require_GET
+def result_image(request, pk):
+    classification = visible_classification(request, pk)
+    return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
+
+
+@require_GET
+def result_thumbnail(request, pk):
+    """The worker's small JPEG; the original until the worker has made it."""
+    classification = visible_classification(request, pk)
+    if classification.thumbnail_key:
+        return stored_image_response(classification.thumbnail_key, "image/jpeg")
+    return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])

@@ -43,6 +43,13 @@ def test_a_job_ends_done_with_the_full_result(alice, active_model):
     assert job.top_probability == pytest.approx(max(job.probabilities))
     assert job.attempts == 1 and job.finished_at >= job.started_at >= job.created_at
     assert {"queue_ms", "read_ms", "preprocess_ms", "predict_ms", "total_ms"} <= set(job.timings)
+    from PIL import Image
+
+    with storages["default"].open(job.thumbnail_key) as f, Image.open(f) as thumbnail:
+        assert thumbnail.format == "JPEG" and max(thumbnail.size) <= 256
+    assert job.thumbnail_key.startswith("thumbnails/")
+    job.delete()
+    assert not storages["default"].exists(job.thumbnail_key) and not storages["default"].exists(job.image_key)
 
 
 def test_running_twice_changes_nothing(alice, active_model):

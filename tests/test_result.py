@@ -26,6 +26,15 @@ def test_owner_sees_the_page_status_and_image(alice_client, job):
     assert b"".join(image.streaming_content) == job.read_image()
 
 
+def test_thumbnail_is_the_original_until_the_worker_made_one(alice_client, job):
+    url = reverse("result_thumbnail", args=[job.pk])
+    assert b"".join(alice_client.get(url).streaming_content) == job.read_image()
+    classify.apply(args=[str(job.pk)])
+    response = alice_client.get(url)
+    assert response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content) != job.read_image()
+
+
 def test_status_reports_the_finished_result(alice_client, job):
     classify.apply(args=[str(job.pk)])
     status = alice_client.get(reverse("result_status", args=[job.pk])).json()
@@ -35,7 +44,7 @@ def test_status_reports_the_finished_result(alice_client, job):
     assert status["uncertain"] == (status["top_probability"] < 0.5)
 
 
-@pytest.mark.parametrize("name", ["result", "result_status", "result_image"])
+@pytest.mark.parametrize("name", ["result", "result_status", "result_image", "result_thumbnail"])
 def test_others_get_404(client, job, bob, charlie, name):
     url = reverse(name, args=[job.pk])
     for user in (bob, charlie):

@@ -1,5 +1,9 @@
+import hashlib
+import secrets
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.crypto import constant_time_compare
 
 
 class User(AbstractUser):
@@ -46,3 +50,37 @@ class Share(models.Model):
         if not created:
             raise ValidationError(f"You already share your history with {grantee.username}.")
         return share
+
+
+class ApiToken(models.Model):
+    """An API key for one client (a phone, a script). Only its SHA-256 is stored: the key is
+    shown once. It stops working when the user is deactivated or changes their password (it
+    is bound to the same hash Django uses to end sessions on a password change)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    password_binding = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"API token of {self.user} ({self.created_at:%Y-%m-%d})"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user) -> str:
+        key = secrets.token_urlsafe(32)
+        cls.objects.create(user=user, digest=cls.hash(key), password_binding=user.get_session_auth_hash())
+        return key
+
+    @classmethod
+    def user_for(cls, key: str):
+        """The user a key authenticates, or None."""
+        token = cls.objects.filter(digest=cls.hash(key)).select_related("user").first()
+        if token is None or not token.user.is_active:
+            return None
+        if not constant_time_compare(token.password_binding, token.user.get_session_auth_hash()):
+            return None
+        return token.user

@@ -30,6 +30,7 @@ class HistoryFilter(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "any")] + Classification.Status.choices)
     created_after = forms.DateField(required=False, label="From")
     created_before = forms.DateField(required=False, label="To")
+    probability_scale = 100  # the web form takes percentages
 
     def apply(self, queryset):
         if not self.is_valid():
@@ -40,7 +41,7 @@ class HistoryFilter(forms.Form):
         if data["label"]:
             queryset = queryset.filter(top_label=data["label"])
         if data["min_probability"] is not None:
-            queryset = queryset.filter(top_probability__gte=data["min_probability"] / 100)
+            queryset = queryset.filter(top_probability__gte=data["min_probability"] / self.probability_scale)
         if data["status"]:
             queryset = queryset.filter(status=data["status"])
         if data["created_after"]:

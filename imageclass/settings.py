@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_mongodb_backend",
+    "rest_framework",
     "imageclass.apps.ImageClassConfig",
     "accounts",
     "classifier",
@@ -157,6 +158,24 @@ STORAGES = {
 }
 # Above the form's 20-image limit, so 21 files get a friendly message; a flood gets a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = 25
+# REST API v1: token or session authentication, authenticated by default, JSON errors.
+# Throttle rates ("N/second|minute|hour|day") per user, or per address when anonymous.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env_str("API_THROTTLE_AUTH", "20/minute"),
+        "upload": env_str("API_THROTTLE_UPLOAD", "60/minute"),
+        "read": env_str("API_THROTTLE_READ", "600/minute"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
 # Uploads and URL fetches: every byte is untrusted (see classifier.validation, classifier.fetcher).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 10, minimum=1, maximum=100) * 1024 * 1024
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", 40, minimum=1, maximum=200) * 1_000_000

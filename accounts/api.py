@@ -1,0 +1,98 @@
+"""REST API v1: registration, tokens, the caller's profile."""
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import throttle
+from accounts.authentication import TokenAuthentication
+from accounts.models import ApiToken, User
+
+
+class UserSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(read_only=True)  # an ObjectId, as text
+
+    class Meta:
+        model = User
+        fields = ("id", "username", "email", "first_name", "last_name", "date_joined")
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+
+    def validate_username(self, value):
+        User.username_validator(value)
+        if User.objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("A user with that username already exists.")
+        return value
+
+    def validate_email(self, value):
+        if User.objects.filter(email__iexact=value).exists():
+            raise serializers.ValidationError("An account with this email address already exists.")
+        return value
+
+    def validate(self, data):
+        try:
+            validate_password(data["password"], User(username=data["username"], email=data["email"]))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": exc.messages}) from None
+        return data
+
+    def create(self, data):
+        return User.objects.create_user(data["username"], data["email"], data["password"])
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_scope = "auth"
+
+    def post(self, request):
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.save()
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenView(APIView):
+    """POST credentials for a new token; DELETE revokes the token the request uses."""
+
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    def post(self, request):
+        serializer = CredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username, address = serializer.validated_data["username"], throttle.client_address(request)
+        wait = throttle.seconds_locked(username, address)
+        if wait:
+            raise exceptions.Throttled(wait, "Too many failed login attempts.")
+        user = authenticate(request, **serializer.validated_data)
+        if user is None:
+            throttle.record_failure(username, address)
+            raise exceptions.AuthenticationFailed("Wrong username or password.")
+        throttle.clear_user(username, address)
+        return Response({"token": ApiToken.issue(user)})
+
+    def delete(self, request):
+        if not isinstance(request.successful_authenticator, TokenAuthentication):
+            raise exceptions.NotAuthenticated("Send the token to revoke in the Authorization header.")
+        ApiToken.objects.filter(digest=ApiToken.hash(request.auth)).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)

@@ -1,0 +1,136 @@
+"""REST API v1 for classifications: the same model methods, forms and access rules as the web."""
+
+from django import forms
+from django.http import Http404
+from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from classifier import history
+from classifier.forms import UploadForm
+from classifier.history import HistoryFilter
+from classifier.models import BrokerUnavailable, Classification
+from classifier.views import stored_image_response, visible_classification
+from classifier.validation import ALLOWED_FORMATS
+
+
+class PredictionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class ClassificationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="pk", read_only=True)
+    image_url = serializers.SerializerMethodField()
+    model_version = serializers.CharField(source="model_name")
+    predictions = PredictionSerializer(many=True)
+    uncertain = serializers.BooleanField(source="is_uncertain")
+
+    class Meta:
+        model = Classification
+        fields = (
+            "id", "status", "created_at", "finished_at", "original_filename", "source_url", "width",
+            "height", "format", "image_url", "model_version", "top_label", "top_probability",
+            "uncertain", "predictions", "error",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_image_url(self, obj) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:classification-image", args=[obj.pk]))
+
+
+class ApiHistoryFilter(HistoryFilter):
+    """The web filter with probabilities as fractions (0-1), as the API contract has them."""
+
+    min_probability = forms.FloatField(required=False, min_value=0, max_value=1)
+    probability_scale = 1
+
+
+def upload_form(request):
+    """The web upload form, fed from a multipart `image` or a JSON/form `image_url`."""
+    files = MultiValueDict({"images": request.FILES.getlist("image")}) if "image" in request.FILES else MultiValueDict()
+    return UploadForm({"image_url": request.data.get("image_url", "")}, files, max_files=1)
+
+
+def form_errors(form) -> dict:
+    errors = {"image" if name == "images" else name: list(messages) for name, messages in form.errors.items()}
+    errors.pop("__all__", None)
+    detail = " ".join(form.non_field_errors()) or "The upload was refused."
+    return {"detail": detail, **errors}
+
+
+def page_response(request, queryset):
+    cursor = request.query_params.get("cursor", "")
+    direction, _, position = cursor.partition(":")
+    items, older, newer = history.page(
+        queryset, position if direction == "o" else "", position if direction == "n" else ""
+    )
+
+    def link(value):
+        if not value:
+            return None
+        query = request.query_params.copy()
+        query["cursor"] = value
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+    results = ClassificationSerializer(items, many=True, context={"request": request}).data
+    return Response({"next": link(older and f"o:{older}"), "previous": link(newer and f"n:{newer}"), "results": results})
+
+
+def filtered(request, owner):
+    filters = ApiHistoryFilter(request.query_params)
+    if not filters.is_valid():
+        raise exceptions.ValidationError(filters.errors)
+    return filters.apply(Classification.objects.owned_by(owner))
+
+
+class ClassificationListView(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    throttle_scope = "read"
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            self.throttle_scope = "upload"
+        return super().get_throttles()
+
+    def get(self, request):
+        return page_response(request, filtered(request, request.user))
+
+    def post(self, request):
+        form = upload_form(request)
+        if not form.is_valid():
+            return Response(form_errors(form), status=status.HTTP_400_BAD_REQUEST)
+        (data, fields), *_ = form.submissions()
+        try:
+            classification = Classification.submit(data, owner=request.user, **fields)
+        except BrokerUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        body = ClassificationSerializer(classification, context={"request": request}).data
+        location = request.build_absolute_uri(reverse("api:classification-detail", args=[classification.pk]))
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class ClassificationDetailView(APIView):
+    throttle_scope = "read"
+
+    def get(self, request, pk):
+        classification = visible_classification(request, pk)
+        return Response(ClassificationSerializer(classification, context={"request": request}).data)
+
+    def delete(self, request, pk):
+        classification = visible_classification(request, pk)
+        if not classification.can_delete(request):
+            raise Http404
+        classification.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ClassificationImageView(APIView):
+    throttle_scope = "read"
+
+    def get(self, request, pk):
+        classification = visible_classification(request, pk)
+        return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from accounts import api as accounts_api
+from classifier import api as classifier_api
+
+app_name = "api"
+urlpatterns = [
+    path("auth/register/", accounts_api.RegisterView.as_view(), name="register"),
+    path("auth/token/", accounts_api.TokenView.as_view(), name="token"),
+    path("me/", accounts_api.MeView.as_view(), name="me"),
+    path("classifications/", classifier_api.ClassificationListView.as_view(), name="classification-list"),
+    path("classifications/<str:pk>/", classifier_api.ClassificationDetailView.as_view(), name="classification-detail"),
+    path("classifications/<str:pk>/image/", classifier_api.ClassificationImageView.as_view(), name="classification-image"),
+]

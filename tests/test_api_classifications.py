@@ -1,0 +1,100 @@
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken, Share
+from classifier.models import Classification
+from tests import badimages
+from tests.conftest import make_result
+
+
+def client_for(user):
+    api = APIClient()
+    if user:
+        api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
+    return api
+
+
+@pytest.fixture
+def alice_api(alice):
+    return client_for(alice)
+
+
+def upload(api, data=None, name="cat.jpg"):
+    import io
+
+    file = io.BytesIO(data if data is not None else badimages.jpeg())
+    file.name = name
+    return api.post("/api/v1/classifications/", {"image": file}, format="multipart")
+
+
+def test_upload_is_accepted_with_location(alice_api, alice):
+    response = upload(alice_api)
+    assert response.status_code == 202
+    body = response.json()
+    job = Classification.objects.get()
+    assert body["id"] == str(job.pk) and body["status"] == "queued"
+    assert response["Location"].endswith(f"/api/v1/classifications/{job.pk}/")
+    assert body["image_url"].endswith(f"/api/v1/classifications/{job.pk}/image/")
+    assert body["original_filename"] == "cat.jpg" and body["predictions"] == []
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"", "The file is empty."), (b"text", "not an image"), (badimages.truncated_jpeg(), "truncated or corrupt")],
+)
+def test_bad_uploads_are_400_field_errors_and_store_nothing(alice_api, data, message):
+    response = upload(alice_api, data)
+    assert response.status_code == 400
+    assert message in " ".join(response.json()["image"])
+    assert not Classification.objects.exists()
+
+
+def test_internal_urls_are_refused(alice_api):
+    response = alice_api.post("/api/v1/classifications/", {"image_url": "http://127.0.0.1/x.jpg"}, format="json")
+    assert response.status_code == 400
+    assert "private or local network address" in response.json()["image_url"][0]
+
+
+def test_nothing_sent_is_400_with_detail(alice_api):
+    response = alice_api.post("/api/v1/classifications/", {}, format="json")
+    assert response.status_code == 400 and response.json()["detail"] == "Choose an image file or paste an image URL."
+
+
+def test_list_filters_and_cursor_pages(alice_api, alice, bob):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(hours=1)
+    results = [make_result(alice, "cat" if i % 2 else "dog", 0.3 + i / 100, created_at=start + timedelta(seconds=i // 3)) for i in range(30)]
+    make_result(bob, "cat")
+    first = alice_api.get("/api/v1/classifications/").json()
+    assert len(first["results"]) == 24 and first["previous"] is None
+    make_result(alice)  # arrives between pages
+    second = alice_api.get(first["next"]).json()
+    assert len(second["results"]) == 6 and second["next"] is None
+    ids = [r["id"] for r in first["results"] + second["results"]]
+    assert ids == [str(r.pk) for r in sorted(results, key=lambda r: (r.created_at, r.pk), reverse=True)]
+    back = alice_api.get(second["previous"]).json()
+    assert [r["id"] for r in back["results"]] == [r["id"] for r in first["results"]]
+    cats = alice_api.get("/api/v1/classifications/", {"label": "cat", "min_probability": 0.5}).json()["results"]
+    assert cats and all(r["top_label"] == "cat" and r["top_probability"] >= 0.5 for r in cats)
+    assert alice_api.get("/api/v1/classifications/", {"min_probability": 5}).status_code == 400
+
+
+def test_detail_image_and_delete_scoped_to_owner(alice, bob, charlie):
+    result = make_result(alice)
+    Share.objects.create(owner=alice, grantee=bob)
+    url = f"/api/v1/classifications/{result.pk}/"
+    for user, expected in ((alice, 200), (bob, 200), (charlie, 404)):
+        api = client_for(user)
+        assert api.get(url).status_code == expected
+        assert api.get(url + "image/").status_code == expected
+    assert client_for(None).get(url).status_code == 401
+    assert client_for(bob).delete(url).status_code == 404  # shared is read-only
+    assert client_for(charlie).delete(url).status_code == 404
+    image = client_for(alice).get(url + "image/")
+    assert image["Content-Type"] == "image/jpeg"
+    assert client_for(alice).delete(url).status_code == 204
+    assert not Classification.objects.exists()
+    assert client_for(alice).get("/api/v1/classifications/not-an-id/").status_code == 404

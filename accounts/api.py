@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import throttle
 from accounts.authentication import TokenAuthentication
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, Share, User
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -96,3 +96,50 @@ class TokenView(APIView):
 class MeView(APIView):
     def get(self, request):
         return Response(UserSerializer(request.user).data)
+
+
+class ShareSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    grantee = serializers.CharField(source="grantee.username", read_only=True)
+
+    class Meta:
+        model = Share
+        fields = ("id", "owner", "grantee", "created_at")
+        read_only_fields = fields
+
+
+class GrantSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+
+class ShareListView(APIView):
+    """Grants I gave and grants I received; POST {username} to share my history."""
+
+    def get(self, request):
+        given = Share.objects.filter(owner=request.user).select_related("owner", "grantee")
+        received = Share.objects.filter(grantee=request.user).select_related("owner", "grantee")
+        return Response({
+            "given": ShareSerializer(given, many=True).data,
+            "received": ShareSerializer(received, many=True).data,
+        })  # fmt: skip
+
+    def post(self, request):
+        serializer = GrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            share = Share.grant(request.user, serializer.validated_data["username"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"username": exc.messages}) from None
+        return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
+
+
+class ShareDetailView(APIView):
+    def delete(self, request, pk):
+        try:
+            deleted, _ = Share.objects.filter(pk=pk, owner=request.user).delete()
+        except (DjangoValidationError, ValueError, TypeError):
+            deleted = 0
+        if not deleted:
+            raise exceptions.NotFound()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from classifier import history
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
-from classifier.models import BrokerUnavailable, Classification
+from accounts.models import Share, User
+from classifier.models import BrokerUnavailable, Classification, ModelVersion
 from classifier.views import stored_image_response, visible_classification
 from classifier.validation import ALLOWED_FORMATS
 
@@ -134,3 +135,47 @@ class ClassificationImageView(APIView):
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
+
+
+class SharedHistoryView(APIView):
+    """A history its owner shares with the caller (read-only), with the same filters and pages."""
+
+    throttle_scope = "read"
+
+    def get(self, request, username):
+        owner = User.objects.filter(username=username, is_active=True).first()
+        if owner is None or not Share.allows(owner, request.user):
+            raise exceptions.NotFound()
+        return page_response(request, filtered(request, owner))
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(read_only=True)
+    validation_accuracy = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = (
+            "id", "name", "version", "architecture", "class_names", "input_height", "input_width",
+            "validation_accuracy", "is_active", "created_at", "activated_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ActiveModelSerializer(ModelVersionSerializer):
+    class Meta(ModelVersionSerializer.Meta):
+        fields = ModelVersionSerializer.Meta.fields + ("metrics",)
+        read_only_fields = fields
+
+
+class ModelVersionListView(APIView):
+    def get(self, request):
+        return Response(ModelVersionSerializer(ModelVersion.objects.order_by("-created_at"), many=True).data)
+
+
+class ActiveModelView(APIView):
+    def get(self, request):
+        active = ModelVersion.active()
+        if active is None:
+            raise exceptions.NotFound("No model version is active.")
+        return Response(ActiveModelSerializer(active).data)

@@ -1,0 +1,46 @@
+from accounts.models import Share
+from tests.conftest import make_result
+from tests.test_api_classifications import client_for
+
+
+def test_grant_list_use_and_revoke_a_share(alice, bob, charlie):
+    result = make_result(alice, "cat")
+    alice_api, bob_api = client_for(alice), client_for(bob)
+    response = alice_api.post("/api/v1/shares/", {"username": "bob"}, format="json")
+    assert response.status_code == 201 and response.json()["grantee"] == "bob"
+    share_id = response.json()["id"]
+    assert [s["grantee"] for s in alice_api.get("/api/v1/shares/").json()["given"]] == ["bob"]
+    assert [s["owner"] for s in bob_api.get("/api/v1/shares/").json()["received"]] == ["alice"]
+    shared = bob_api.get("/api/v1/shared/alice/classifications/", {"label": "cat"}).json()
+    assert [r["id"] for r in shared["results"]] == [str(result.pk)]
+    assert client_for(charlie).get("/api/v1/shared/alice/classifications/").status_code == 404
+    assert client_for(charlie).delete(f"/api/v1/shares/{share_id}/").status_code == 404
+    assert bob_api.delete(f"/api/v1/shares/{share_id}/").status_code == 404  # the grantee cannot
+    assert alice_api.delete(f"/api/v1/shares/{share_id}/").status_code == 204
+    assert bob_api.get("/api/v1/shared/alice/classifications/").status_code == 404
+    assert not Share.objects.exists()
+
+
+def test_grant_errors(alice):
+    api = client_for(alice)
+    response = api.post("/api/v1/shares/", {"username": "nobody"}, format="json")
+    assert response.status_code == 400 and response.json()["username"] == ["There is no user with that username."]
+    assert api.post("/api/v1/shares/", {}, format="json").status_code == 400
+
+
+def test_models_and_the_active_one(alice, active_model):
+    api = client_for(alice)
+    versions = api.get("/api/v1/models/").json()
+    assert [v["name"] for v in versions] == ["tiny"] and versions[0]["is_active"] is True
+    active = api.get("/api/v1/models/active/").json()
+    assert active["class_names"] == ["blue", "green", "red"] and active["metrics"]["validation"]["accuracy"] == 0.5
+
+
+def test_no_active_model_is_404(alice, db):
+    assert client_for(alice).get("/api/v1/models/active/").status_code == 404
+
+
+def test_everything_needs_authentication(db):
+    anonymous = client_for(None)
+    for url in ("/api/v1/shares/", "/api/v1/models/", "/api/v1/models/active/", "/api/v1/shared/alice/classifications/", "/api/v1/classifications/"):
+        assert anonymous.get(url).status_code == 401, url

@@ -44,3 +44,16 @@ def test_everything_needs_authentication(db):
     anonymous = client_for(None)
     for url in ("/api/v1/shares/", "/api/v1/models/", "/api/v1/models/active/", "/api/v1/shared/alice/classifications/", "/api/v1/classifications/"):
         assert anonymous.get(url).status_code == 401, url
+
+
+def test_reads_are_throttled_with_retry_after(alice, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    # DRF reads the rates once at import; set them as a deployment would through the settings.
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"read": "3/minute", "upload": "1/minute", "auth": "5/minute"})
+    api = client_for(alice)
+    statuses = [api.get("/api/v1/classifications/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = api.get("/api/v1/classifications/")
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert "throttled" in response.json()["detail"].lower()

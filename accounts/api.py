@@ -75,15 +75,15 @@ class TokenView(APIView):
     def post(self, request):
         serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        username, address = serializer.validated_data["username"], throttle.client_address(request)
-        wait = throttle.seconds_locked(username, address)
-        if wait:
-            raise exceptions.Throttled(wait, "Too many failed login attempts.")
-        user = authenticate(request, **serializer.validated_data)
+        credentials = serializer.validated_data
+        try:
+            user = throttle.attempt(
+                credentials["username"], throttle.client_address(request), lambda: authenticate(request, **credentials)
+            )
+        except throttle.LockedOut as locked:
+            raise exceptions.Throttled(locked.seconds, "Too many failed login attempts.") from None
         if user is None:
-            throttle.record_failure(username, address)
             raise exceptions.AuthenticationFailed("Wrong username or password.")
-        throttle.clear_user(username, address)
         return Response({"token": ApiToken.issue(user)})
 
     def delete(self, request):

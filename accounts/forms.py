@@ -30,20 +30,13 @@ class ThrottledAuthenticationForm(auth_forms.AuthenticationForm):
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
-        address = throttle.client_address(self.request)
-        wait = throttle.seconds_locked(username, address)
-        if wait:
+        try:
+            return throttle.attempt(username, throttle.client_address(self.request), super().clean)
+        except throttle.LockedOut as locked:
             self.throttled = True
             raise ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"minutes": -(-wait // 60)}
-            )
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            throttle.record_failure(username, address)
-            raise
-        throttle.clear_user(username, address)
-        return cleaned
+                self.error_messages["throttled"], code="throttled", params={"minutes": -(-locked.seconds // 60)}
+            ) from None
 
 
 class ProfileForm(forms.ModelForm):

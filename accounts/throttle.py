@@ -45,3 +45,27 @@ def record_failure(username: str, address: str) -> None:
 
 def clear_user(username: str, address: str) -> None:
     cache.delete(_keys(username, address)[0])
+
+
+class LockedOut(Exception):
+    def __init__(self, seconds: int):
+        super().__init__(f"locked out for {seconds} s")
+        self.seconds = seconds
+
+
+def attempt(username: str, address: str, check):
+    """Run the credential check `check()` under the lockout rules: refuse (LockedOut) while
+    locked; count a failure when it returns None or raises; clear the username on success."""
+    wait = seconds_locked(username, address)
+    if wait:
+        raise LockedOut(wait)
+    try:
+        result = check()
+    except Exception:
+        record_failure(username, address)
+        raise
+    if result is None:
+        record_failure(username, address)
+    else:
+        clear_user(username, address)
+    return result

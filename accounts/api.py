@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.views import APIView
 
 from accounts import throttle
@@ -54,11 +55,15 @@ class CredentialsSerializer(serializers.Serializer):
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
 
 
+TokenSerializer = inline_serializer("Token", {"token": serializers.CharField()})
+
+
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
     throttle_scope = "auth"
 
+    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer}, summary="Create an account")
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -72,6 +77,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_scope = "auth"
 
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer}, summary="Obtain a token")
     def post(self, request):
         serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -86,6 +92,7 @@ class TokenView(APIView):
             raise exceptions.AuthenticationFailed("Wrong username or password.")
         return Response({"token": ApiToken.issue(user)})
 
+    @extend_schema(request=None, responses={204: None}, summary="Revoke the token of this request")
     def delete(self, request):
         if not isinstance(request.successful_authenticator, TokenAuthentication):
             raise exceptions.NotAuthenticated("Send the token to revoke in the Authorization header.")
@@ -94,6 +101,7 @@ class TokenView(APIView):
 
 
 class MeView(APIView):
+    @extend_schema(responses=UserSerializer, summary="The caller's profile")
     def get(self, request):
         return Response(UserSerializer(request.user).data)
 
@@ -116,6 +124,10 @@ class GrantSerializer(serializers.Serializer):
 class ShareListView(APIView):
     """Grants I gave and grants I received; POST {username} to share my history."""
 
+    @extend_schema(
+        responses=inline_serializer("Shares", {"given": ShareSerializer(many=True), "received": ShareSerializer(many=True)}),
+        summary="Grants I gave and received",
+    )
     def get(self, request):
         given = Share.objects.filter(owner=request.user).select_related("owner", "grantee")
         received = Share.objects.filter(grantee=request.user).select_related("owner", "grantee")
@@ -124,6 +136,7 @@ class ShareListView(APIView):
             "received": ShareSerializer(received, many=True).data,
         })  # fmt: skip
 
+    @extend_schema(request=GrantSerializer, responses={201: ShareSerializer}, summary="Share my history with a user")
     def post(self, request):
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -135,6 +148,7 @@ class ShareListView(APIView):
 
 
 class ShareDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Revoke a grant I gave")
     def delete(self, request, pk):
         try:
             deleted, _ = Share.objects.filter(pk=pk, owner=request.user).delete()

@@ -4,6 +4,8 @@ from django import forms
 from django.http import Http404
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -48,6 +50,24 @@ class ApiHistoryFilter(HistoryFilter):
 
     min_probability = forms.FloatField(required=False, min_value=0, max_value=1)
     probability_scale = 1
+
+
+PageSerializer = inline_serializer(
+    "ClassificationPage",
+    {"next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
+     "results": ClassificationSerializer(many=True)},
+)  # fmt: skip
+LIST_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="from `next` or `previous` of a page"),
+    OpenApiParameter("label", str, description="top label equals"),
+    OpenApiParameter("min_probability", float, description="top probability at least (0-1)"),
+    OpenApiParameter("status", str, enum=Classification.Status.values),
+    OpenApiParameter("created_after", OpenApiTypes.DATE, description="on or after this day"),
+    OpenApiParameter("created_before", OpenApiTypes.DATE, description="on or before this day"),
+    OpenApiParameter("q", str, description="original filename contains"),
+]
+UploadSerializer = inline_serializer("Upload", {"image": serializers.FileField()})
+UrlUploadSerializer = inline_serializer("UrlUpload", {"image_url": serializers.URLField()})
 
 
 def upload_form(request):
@@ -97,9 +117,18 @@ class ClassificationListView(APIView):
             self.throttle_scope = "upload"
         return super().get_throttles()
 
+    @extend_schema(
+        operation_id="classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
+        summary="My results, newest first",
+    )  # fmt: skip
     def get(self, request):
         return page_response(request, filtered(request, request.user))
 
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer, "application/json": UrlUploadSerializer},
+        responses={202: ClassificationSerializer},
+        summary="Classify an image file or an image URL",
+    )
     def post(self, request):
         form = upload_form(request)
         if not form.is_valid():
@@ -117,10 +146,12 @@ class ClassificationListView(APIView):
 class ClassificationDetailView(APIView):
     throttle_scope = "read"
 
+    @extend_schema(responses=ClassificationSerializer, summary="One result (poll until finished)")
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         return Response(ClassificationSerializer(classification, context={"request": request}).data)
 
+    @extend_schema(responses={204: None}, summary="Delete a result and its image")
     def delete(self, request, pk):
         classification = visible_classification(request, pk)
         if not classification.can_delete(request):
@@ -132,6 +163,7 @@ class ClassificationDetailView(APIView):
 class ClassificationImageView(APIView):
     throttle_scope = "read"
 
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="The uploaded image")
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
@@ -142,6 +174,10 @@ class SharedHistoryView(APIView):
 
     throttle_scope = "read"
 
+    @extend_schema(
+        operation_id="shared_classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
+        summary="A history shared with me",
+    )  # fmt: skip
     def get(self, request, username):
         owner = User.objects.filter(username=username, is_active=True).first()
         if owner is None or not Share.allows(owner, request.user):
@@ -169,11 +205,13 @@ class ActiveModelSerializer(ModelVersionSerializer):
 
 
 class ModelVersionListView(APIView):
+    @extend_schema(operation_id="models_list", responses=ModelVersionSerializer(many=True), summary="Model versions")
     def get(self, request):
         return Response(ModelVersionSerializer(ModelVersion.objects.order_by("-created_at"), many=True).data)
 
 
 class ActiveModelView(APIView):
+    @extend_schema(responses=ActiveModelSerializer, summary="The active model: classes and metrics")
     def get(self, request):
         active = ModelVersion.active()
         if active is None:

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_mongodb_backend",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "imageclass.apps.ImageClassConfig",
     "accounts",
     "classifier",
@@ -174,6 +176,17 @@ REST_FRAMEWORK = {
         "read": env_str("API_THROTTLE_READ", "600/minute"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ImageClass API",
+    "DESCRIPTION": "Image classification for mobile clients. Authenticate with `Authorization: Token <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # assets served from this site: the docs work offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
 }
 
 # Uploads and URL fetches: every byte is untrusted (see classifier.validation, classifier.fetcher).

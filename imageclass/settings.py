@@ -94,7 +94,7 @@ EMBEDDED_MONGODB_PORT = env_int("EMBEDDED_MONGODB_PORT", 27027, minimum=1, maxim
 MONGODB_URI = env_str("MONGODB_URI")
 DATABASES = {
     "default": {
-        "ENGINE": "django_mongodb_backend",
+        "ENGINE": "imageclass.mongodb",  # django_mongodb_backend with one fix (see there)
         "HOST": MONGODB_URI or f"mongodb://127.0.0.1:{EMBEDDED_MONGODB_PORT}/?directConnection=true",
         "NAME": env_str("MONGODB_NAME", "imageclass"),
         "OPTIONS": {

@@ -25,7 +25,11 @@ def test_every_operation_conforms_to_the_schema(live_server, alice, bob, active_
         if operation.method.upper() == "DELETE" and operation.path == "/auth/token/":
             continue  # revoking the token would end the run; covered in test_api_auth
 
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        # derandomize: CI runs the same examples every time; explore with --hypothesis-seed locally.
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )  # fmt: skip
         @given(case=operation.as_strategy())
         def check(case):
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)

@@ -25,7 +25,7 @@ def test_every_operation_conforms_to_the_schema(live_server, alice, bob, active_
         if operation.method.upper() == "DELETE" and operation.path == "/auth/token/":
             continue  # revoking the token would end the run; covered in test_api_auth
 
-        # derandomize: CI runs the same examples every time; explore with --hypothesis-seed locally.
+        # derandomize: CI runs the same examples every time (set it False locally to explore).
         @settings(
             max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
             suppress_health_check=list(HealthCheck),

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.views import APIView
 
 from accounts import throttle
+from imageclass import api_examples as examples
 from accounts.authentication import TokenAuthentication
 from accounts.models import ApiToken, Share, User
 
@@ -63,7 +64,9 @@ class RegisterView(APIView):
     authentication_classes = []
     throttle_scope = "auth"
 
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer}, summary="Create an account")
+    @extend_schema(
+        request=RegisterSerializer, responses={201: UserSerializer}, summary="Create an account", examples=examples.REGISTER
+    )
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -77,7 +80,9 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_scope = "auth"
 
-    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer}, summary="Obtain a token")
+    @extend_schema(
+        request=CredentialsSerializer, responses={200: TokenSerializer}, summary="Obtain a token", examples=examples.TOKEN
+    )
     def post(self, request):
         serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -101,7 +106,7 @@ class TokenView(APIView):
 
 
 class MeView(APIView):
-    @extend_schema(responses=UserSerializer, summary="The caller's profile")
+    @extend_schema(responses=UserSerializer, summary="The caller's profile", examples=examples.ME)
     def get(self, request):
         return Response(UserSerializer(request.user).data)
 
@@ -127,6 +132,7 @@ class ShareListView(APIView):
     @extend_schema(
         responses=inline_serializer("Shares", {"given": ShareSerializer(many=True), "received": ShareSerializer(many=True)}),
         summary="Grants I gave and received",
+        examples=examples.SHARES,
     )
     def get(self, request):
         given = Share.objects.filter(owner=request.user).select_related("owner", "grantee")
@@ -136,7 +142,10 @@ class ShareListView(APIView):
             "received": ShareSerializer(received, many=True).data,
         })  # fmt: skip
 
-    @extend_schema(request=GrantSerializer, responses={201: ShareSerializer}, summary="Share my history with a user")
+    @extend_schema(
+        request=GrantSerializer, responses={201: ShareSerializer}, summary="Share my history with a user",
+        examples=examples.GRANT,
+    )  # fmt: skip
     def post(self, request):
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import history
+from imageclass import api_examples as examples
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
 from accounts.models import Share, User
@@ -119,7 +120,7 @@ class ClassificationListView(APIView):
 
     @extend_schema(
         operation_id="classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
-        summary="My results, newest first",
+        summary="My results, newest first", examples=examples.PAGE,
     )  # fmt: skip
     def get(self, request):
         return page_response(request, filtered(request, request.user))
@@ -128,6 +129,7 @@ class ClassificationListView(APIView):
         request={"multipart/form-data": UploadSerializer, "application/json": UrlUploadSerializer},
         responses={202: ClassificationSerializer},
         summary="Classify an image file or an image URL",
+        examples=examples.UPLOAD,
     )
     def post(self, request):
         form = upload_form(request)
@@ -146,7 +148,7 @@ class ClassificationListView(APIView):
 class ClassificationDetailView(APIView):
     throttle_scope = "read"
 
-    @extend_schema(responses=ClassificationSerializer, summary="One result (poll until finished)")
+    @extend_schema(responses=ClassificationSerializer, summary="One result (poll until finished)", examples=examples.DETAIL)
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         return Response(ClassificationSerializer(classification, context={"request": request}).data)
@@ -176,7 +178,7 @@ class SharedHistoryView(APIView):
 
     @extend_schema(
         operation_id="shared_classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
-        summary="A history shared with me",
+        summary="A history shared with me", examples=examples.PAGE,
     )  # fmt: skip
     def get(self, request, username):
         owner = User.objects.filter(username=username, is_active=True).first()
@@ -205,13 +207,16 @@ class ActiveModelSerializer(ModelVersionSerializer):
 
 
 class ModelVersionListView(APIView):
-    @extend_schema(operation_id="models_list", responses=ModelVersionSerializer(many=True), summary="Model versions")
+    @extend_schema(
+        operation_id="models_list", responses=ModelVersionSerializer(many=True), summary="Model versions",
+        examples=examples.MODELS,
+    )  # fmt: skip
     def get(self, request):
         return Response(ModelVersionSerializer(ModelVersion.objects.order_by("-created_at"), many=True).data)
 
 
 class ActiveModelView(APIView):
-    @extend_schema(responses=ActiveModelSerializer, summary="The active model: classes and metrics")
+    @extend_schema(responses=ActiveModelSerializer, summary="The active model: classes and metrics", examples=examples.ACTIVE)
     def get(self, request):
         active = ModelVersion.active()
         if active is None:

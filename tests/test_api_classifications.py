@@ -98,3 +98,29 @@ def test_detail_image_and_delete_scoped_to_owner(alice, bob, charlie):
     assert client_for(alice).delete(url).status_code == 204
     assert not Classification.objects.exists()
     assert client_for(alice).get("/api/v1/classifications/not-an-id/").status_code == 404
+
+
+def test_every_filter(alice_api, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    cat = make_result(alice, "cat", 0.95, filename="garden cat.jpg", created_at=now - timedelta(days=10))
+    dog = make_result(alice, "dog", 0.40, filename="dog.png", created_at=now - timedelta(days=1))
+    failed = make_result(alice, status="failed", filename="broken.jpg")
+    week_ago = (now - timedelta(days=7)).date().isoformat()
+
+    def ids(**params):
+        return {r["id"] for r in alice_api.get("/api/v1/classifications/", params).json()["results"]}
+
+    assert ids(label="dog") == {str(dog.pk)}
+    assert ids(min_probability=0.5) == {str(cat.pk)}
+    assert ids(status="failed") == {str(failed.pk)}
+    assert ids(q="GARDEN") == {str(cat.pk)}
+    assert ids(created_after=week_ago) == {str(dog.pk), str(failed.pk)}
+    assert ids(created_before=week_ago) == {str(cat.pk)}
+    assert ids(label="cat", status="done", q="cat") == {str(cat.pk)}
+    for bad in ({"status": "lost"}, {"created_after": "yesterday"}, {"min_probability": "high"}):
+        response = alice_api.get("/api/v1/classifications/", bad)
+        assert response.status_code == 400 and set(bad) <= set(response.json())

@@ -106,6 +106,8 @@ class TokenView(APIView):
 
 
 class MeView(APIView):
+    throttle_scope = "read"
+
     @extend_schema(responses=UserSerializer, summary="The caller's profile", examples=examples.ME)
     def get(self, request):
         return Response(UserSerializer(request.user).data)
@@ -127,6 +129,8 @@ class GrantSerializer(serializers.Serializer):
 
 
 class ShareListView(APIView):
+    throttle_scope = "read"
+
     """Grants I gave and grants I received; POST {username} to share my history."""
 
     @extend_schema(
@@ -157,6 +161,8 @@ class ShareListView(APIView):
 
 
 class ShareDetailView(APIView):
+    throttle_scope = "read"
+
     @extend_schema(responses={204: None}, summary="Revoke a grant I gave")
     def delete(self, request, pk):
         try:

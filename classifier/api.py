@@ -207,6 +207,8 @@ class ActiveModelSerializer(ModelVersionSerializer):
 
 
 class ModelVersionListView(APIView):
+    throttle_scope = "read"
+
     @extend_schema(
         operation_id="models_list", responses=ModelVersionSerializer(many=True), summary="Model versions",
         examples=examples.MODELS,
@@ -216,6 +218,8 @@ class ModelVersionListView(APIView):
 
 
 class ActiveModelView(APIView):
+    throttle_scope = "read"
+
     @extend_schema(responses=ActiveModelSerializer, summary="The active model: classes and metrics", examples=examples.ACTIVE)
     def get(self, request):
         active = ModelVersion.active()

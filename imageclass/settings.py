@@ -169,12 +169,21 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.ScopedRateThrottle",  # per user (per address when anonymous)
+        "imageclass.throttling.AddressRateThrottle",  # per address, whoever is logged in
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("API_THROTTLE_AUTH", "20/minute"),
         "upload": env_str("API_THROTTLE_UPLOAD", "60/minute"),
         "read": env_str("API_THROTTLE_READ", "600/minute"),
+        "auth_address": env_str("API_THROTTLE_AUTH_ADDRESS", "60/minute"),
+        "upload_address": env_str("API_THROTTLE_UPLOAD_ADDRESS", "180/minute"),
+        "read_address": env_str("API_THROTTLE_READ_ADDRESS", "1800/minute"),
     },
+    # Client addresses come from REMOTE_ADDR, or from X-Forwarded-For as set by this many
+    # trusted proxies in front; never from a header the client chose.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0, minimum=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -50,10 +50,24 @@ def test_reads_are_throttled_with_retry_after(alice, monkeypatch):
     from rest_framework.throttling import ScopedRateThrottle
 
     # DRF reads the rates once at import; set them as a deployment would through the settings.
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"read": "3/minute", "upload": "1/minute", "auth": "5/minute"})
+    rates = {"read": "3/minute", "upload": "1/minute", "auth": "5/minute"}
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**rates, **{f"{k}_address": "100/minute" for k in rates}})
     api = client_for(alice)
     statuses = [api.get("/api/v1/classifications/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = api.get("/api/v1/classifications/")
     assert 0 < int(response["Retry-After"]) <= 60
     assert "throttled" in response.json()["detail"].lower()
+
+
+def test_one_address_cannot_multiply_its_rate_with_accounts(alice, bob, charlie, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"read": "100/minute", "read_address": "4/minute"})
+    statuses = [client_for(user).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7").status_code
+                for user in (alice, bob, charlie, alice, bob)]  # fmt: skip
+    assert statuses == [200, 200, 200, 200, 429]
+    # Another address is counted on its own, and a forged X-Forwarded-For changes nothing.
+    assert client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.8").status_code == 200
+    forged = client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
+    assert forged.status_code == 429

@@ -37,6 +37,12 @@ class Share(models.Model):
         return user.is_authenticated and cls.objects.filter(owner=owner, grantee=user).exists()
 
     @classmethod
+    def sharing_owner(cls, username: str, user):
+        """The active user `username` if they share their history with `user`, else None."""
+        owner = User.objects.filter(username=username, is_active=True).first()
+        return owner if owner is not None and cls.allows(owner, user) else None
+
+    @classmethod
     def grant(cls, owner, username: str) -> "Share":
         """Raises ValidationError with a message for the owner when the grant cannot be made."""
         from django.core.exceptions import ValidationError

@@ -15,7 +15,7 @@ from classifier import history
 from imageclass import api_examples as examples
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
-from accounts.models import Share, User
+from accounts.models import Share
 from classifier.models import BrokerUnavailable, Classification, ModelVersion
 from classifier.views import stored_image_response, visible_classification
 from classifier.validation import ALLOWED_FORMATS
@@ -181,8 +181,8 @@ class SharedHistoryView(APIView):
         summary="A history shared with me", examples=examples.PAGE,
     )  # fmt: skip
     def get(self, request, username):
-        owner = User.objects.filter(username=username, is_active=True).first()
-        if owner is None or not Share.allows(owner, request.user):
+        owner = Share.sharing_owner(username, request.user)
+        if owner is None:
             raise exceptions.NotFound()
         return page_response(request, filtered(request, owner))
 

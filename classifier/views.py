@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Share, User
+from accounts.models import Share
 from classifier import history
 from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
@@ -62,8 +62,8 @@ def shared_with_me(request):
 @login_required
 @require_GET
 def shared_history(request, username):
-    owner = User.objects.filter(username=username, is_active=True).first()
-    if owner is None or not Share.allows(owner, request.user):
+    owner = Share.sharing_owner(username, request.user)
+    if owner is None:
         raise Http404
     return history_page(request, owner, read_only=True)
 

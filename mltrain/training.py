@@ -168,7 +168,9 @@ def serving_model(config: TrainingConfig, trained: keras.Model, train: Dataset, 
         model = architectures.build_thesis_cnn(hp, input_shape, num_classes)
         model.set_weights(trained.get_weights())
         return model
-    model = architectures.build_whitened_convnet(hp, input_shape, num_classes)
+    # The normalisation constants are not weights: set_weights would not carry them.
+    mean, std = architectures.pixel_statistics(train.images)
+    model = architectures.build_whitened_convnet(hp, input_shape, num_classes, mean=mean, std=std)
     model.set_weights(trained.get_weights())
     return architectures.with_flip_averaging(model)
 

@@ -178,3 +178,22 @@ def test_report_puts_other_runs_beside_the_model(folder, tmp_path, settings):
     card = (tmp_path / "whitened_convnet" / "MODEL_CARD.md").read_text()
     assert "| whitened_convnet (whitened_convnet) | 1 |" in card
     assert "| thesis_cnn (thesis_cnn) | 1 |" in card
+
+
+def test_the_serving_model_predicts_what_the_trained_model_does(folder):
+    """The float32 serving model (rebuilt, weights copied, flip-averaged) must compute the
+    trained network's function: the same probabilities as the trained model averaged over
+    the image and its mirror image."""
+    dataset = training.one_hot(load_image_folder(folder, (32, 32)))
+    config = training.TrainingConfig(epochs=1, batch_size=8)
+    trained = training.build(config, dataset)
+    trained.fit(training.training_pipeline(dataset, 8, 0), epochs=1, verbose=0)
+    serving = training.serving_model(config, trained, dataset)
+    pixels = dataset.images[:6]
+
+    def softmax(logits):
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    expected = (softmax(np.asarray(trained(pixels))) + softmax(np.asarray(trained(pixels[:, :, ::-1])))) / 2
+    np.testing.assert_allclose(np.asarray(serving(pixels)), expected, atol=1e-4)

@@ -24,7 +24,7 @@ class Command(BaseCommand):
 
         run = json.loads((run_dir / "training.json").read_text())
         comparisons = {}
-        for other in [run_dir, *compare]:
+        for other in [run_dir, *compare] if compare else []:
             metrics_file = other / "metrics.json"
             if not metrics_file.exists():
                 raise CommandError(f"{metrics_file} is missing: is {other} a finished run?")

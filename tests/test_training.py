@@ -161,10 +161,10 @@ def test_classify_without_a_model_says_what_to_do(db, registry, folder):
 
 def test_shipped_model_is_published_once(db, registry, settings, folder, tmp_path, capsys):
     shipped = tmp_path / "cifar10"
+    settings.SHIPPED_MODEL_DIR = shipped
     call_command("publish_shipped")
     assert "no shipped model" in capsys.readouterr().out
     train_command(folder, shipped, "whitened_convnet")
-    settings.SHIPPED_MODEL_DIR = shipped
     call_command("publish_shipped")
     call_command("publish_shipped")
     assert ModelVersion.objects.count() == 1
@@ -197,3 +197,12 @@ def test_the_serving_model_predicts_what_the_trained_model_does(folder):
 
     expected = (softmax(np.asarray(trained(pixels))) + softmax(np.asarray(trained(pixels[:, :, ::-1])))) / 2
     np.testing.assert_allclose(np.asarray(serving(pixels)), expected, atol=1e-4)
+
+
+def test_the_shipped_model_is_registered_as_committed(db, registry):
+    """What `make run` publishes on first start: the committed model and its report."""
+    call_command("publish_shipped")
+    version = ModelVersion.active()
+    assert (version.name, version.input_size) == ("cifar10", (32, 32))
+    assert version.class_names == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert version.validation_accuracy > 0.85

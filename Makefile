@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test manage clean-venv
+.PHONY: run test manage clean-venv up down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: $(VENV)/.dev-installed
 # Any manage.py command against the embedded database, e.g. make manage ARGS=createsuperuser
 manage: $(VENV)/.run-installed
 	$(BIN)/python -m imageclass.embedded manage $(ARGS)
+
+# Production stack (docker/compose.yml): MongoDB, Redis, MinIO, web, worker, scheduler.
+COMPOSE := docker compose --env-file docker/.env -f docker/compose.yml
+
+docker/.env:
+	$(PYTHON) docker/generate_env.py $@
+
+up: docker/.env
+	$(COMPOSE) up -d --build
+
+down:
+	$(COMPOSE) down
 
 clean-venv:
 	rm -rf $(VENV)

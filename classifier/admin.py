@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from classifier.models import Classification, ModelVersion, models_storage
 from classifier.validation import ALLOWED_FORMATS
+from imageclass.storage import STORAGE_ERRORS
 
 REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 
@@ -13,7 +14,7 @@ REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 def stored_file_response(storage, key, content_type):
     try:
         return FileResponse(storage.open(key, "rb"), content_type=content_type)
-    except OSError:
+    except STORAGE_ERRORS:
         raise Http404 from None
 
 

@@ -16,7 +16,7 @@ from imageclass import api_examples as examples
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
 from accounts.models import Share
-from classifier.models import BrokerUnavailable, Classification, ModelVersion
+from classifier.models import Classification, ModelVersion, ServiceUnavailable
 from classifier.views import stored_image_response, visible_classification
 from classifier.validation import ALLOWED_FORMATS
 
@@ -138,7 +138,7 @@ class ClassificationListView(APIView):
         (data, fields), *_ = form.submissions()
         try:
             classification = Classification.submit(data, owner=request.user, **fields)
-        except BrokerUnavailable as exc:
+        except ServiceUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         body = ClassificationSerializer(classification, context={"request": request}).data
         location = request.build_absolute_uri(reverse("api:classification-detail", args=[classification.pk]))

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from classifier.models import ModelVersion, models_storage
 from classifier.preprocessing import load_image_array
+from imageclass.storage import STORAGE_ERRORS
 
 PREDICT_BATCH = 64
 RETRY_FAILED_LOAD_AFTER = 300  # seconds before this process tries a broken artifact again
@@ -40,7 +41,7 @@ def local_artifact(version: ModelVersion) -> Path:
     try:
         with models_storage().open(version.artifact_key, "rb") as f:
             data = f.read()
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise ArtifactError(f"cannot read {version.artifact_key}: {exc}") from exc
     if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
         raise ArtifactError(f"{version.artifact_key} does not match its recorded sha256")

@@ -1,6 +1,7 @@
 import hashlib
 import io
 import json
+import logging
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Share
+from imageclass.storage import STORAGE_ERRORS
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
@@ -117,8 +121,16 @@ class ModelVersion(models.Model):
         self.save(update_fields=["is_active", "activated_at", "activated_by"])
 
 
-class BrokerUnavailable(Exception):
-    """The job could not be queued; nothing of the upload was kept."""
+class ServiceUnavailable(Exception):
+    """A service the upload needs is down; nothing of the upload was kept."""
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The job could not be queued."""
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The image could not be stored."""
 
 
 class ClassificationQuerySet(models.QuerySet):
@@ -203,7 +215,7 @@ class Classification(models.Model):
     def submit(cls, data: bytes, **fields) -> "Classification":
         """Validate and store the image, record the job and queue it.
 
-        Raises InvalidImage (nothing stored) or BrokerUnavailable (nothing kept)."""
+        Raises InvalidImage (nothing stored) or ServiceUnavailable (nothing kept)."""
         from classifier.tasks import classify
 
         classification = cls.store(data, **fields)
@@ -217,12 +229,15 @@ class Classification(models.Model):
     @classmethod
     def store(cls, data: bytes, *, owner=None, session_key="", filename="", source_url="") -> "Classification":
         """Validate the bytes (InvalidImage: nothing stored), store them under a new key and
-        record a queued job."""
+        record a queued job. Raises StorageUnavailable when the image cannot be stored."""
         from classifier.validation import inspect_image
 
         info = inspect_image(data)
         storage = storages["default"]
-        key = storage.save(cls.image_key_for(owner, info.extension), ContentFile(data))
+        try:
+            key = storage.save(cls.image_key_for(owner, info.extension), ContentFile(data))
+        except STORAGE_ERRORS as exc:
+            raise StorageUnavailable("Image storage is unavailable; please try again shortly.") from exc
         try:
             classification = cls.objects.create(
                 owner=owner,
@@ -345,8 +360,11 @@ class Classification(models.Model):
     def delete(self, *args, **kwargs):
         """Delete the record, then its files (an orphaned file is harmless; a record whose
         image is gone is not)."""
-        keys = [key for key in (self.image_key, self.thumbnail_key) if key]
+        keys, pk = [key for key in (self.image_key, self.thumbnail_key) if key], self.pk
         result = super().delete(*args, **kwargs)
         for key in keys:
-            storages["default"].delete(key)
+            try:
+                storages["default"].delete(key)
+            except STORAGE_ERRORS as exc:
+                log.warning("classification %s deleted; its file %s was not: %s", pk, key, exc)
         return result

@@ -19,6 +19,7 @@ from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
 
 from classifier.models import Classification
+from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 Status = Classification.Status
@@ -49,7 +50,7 @@ def run_inference(job: Classification):
         data = job.read_image()
     except FileNotFoundError:
         raise
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise TransientError(f"storage: {exc}") from exc
     read = time.perf_counter()
     version, model = inference.serving_model()
@@ -72,7 +73,7 @@ def run_inference(job: Classification):
     }
     try:
         thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise TransientError(f"storage: {exc}") from exc
     predictions = inference.top_k(probabilities, version.class_names, settings.TOP_K)
     if not job.finish(version, probabilities, predictions, timings, thumbnail_key):

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
-from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -14,8 +14,9 @@ from accounts.models import Share
 from classifier import history
 from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
-from classifier.models import BrokerUnavailable, Classification, ModelVersion
+from classifier.models import Classification, ModelVersion, ServiceUnavailable
 from classifier.validation import ALLOWED_FORMATS
+from imageclass.storage import STORAGE_ERRORS
 
 
 def visible_classification(request, pk) -> Classification:
@@ -119,7 +120,7 @@ def home(request):
         try:
             for data, fields in form.submissions():
                 created.append(Classification.submit(data, owner=owner, session_key=request.session.session_key, **fields))
-        except BrokerUnavailable as exc:
+        except ServiceUnavailable as exc:
             messages.error(request, str(exc))
             return render(request, "classifier/home.html", home_context(form, created), status=503)
         if len(created) == 1:
@@ -159,8 +160,10 @@ def result_status(request, pk):
 def stored_image_response(key, content_type):
     try:
         stored = storages["default"].open(key, "rb")
-    except OSError:
+    except FileNotFoundError:
         raise Http404("The image is no longer stored.") from None
+    except STORAGE_ERRORS:
+        return HttpResponse("Image storage is unavailable; please try again shortly.", status=503, content_type="text/plain")
     response = FileResponse(stored, content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Security-Policy"] = "default-src 'none'"

@@ -45,3 +45,24 @@ def check_password_hasher(app_configs, **kwargs):
     if not settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher"):
         return [Error("Argon2 must be the first password hasher.", id="imageclass.E002")]
     return []
+
+
+@register(deploy=True)
+def check_production_services(app_configs, **kwargs):
+    """Production runs several containers: files and jobs must live in shared services."""
+    if not settings.PRODUCTION:
+        return []
+    warnings = []
+    if not settings.S3_ENDPOINT_URL:
+        warnings.append(Warning(
+            "Images and models are stored on this container's disk.",
+            hint="Set S3_ENDPOINT_URL and the S3_* credentials (MinIO or S3).",
+            id="imageclass.W002",
+        ))  # fmt: skip
+    if settings.CELERY_BROKER_URL == "filesystem://":
+        warnings.append(Warning(
+            "The job queue is a local folder: workers in other containers never see it.",
+            hint="Set REDIS_URL.",
+            id="imageclass.W003",
+        ))  # fmt: skip
+    return warnings

@@ -24,6 +24,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen, timeout: float = 10):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -75,13 +86,8 @@ class EmbeddedMongo:
                 time.sleep(0.1)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)
 
 
 def manage(*args, env) -> subprocess.Popen:
@@ -137,7 +143,7 @@ def run(port: int):
             log = open(Path(settings.VAR_DIR) / "db.log", "ab")
             database = EmbeddedMongo(str(storage), settings.EMBEDDED_MONGODB_PORT, log=log).start()
             print(f"Embedded database on 127.0.0.1:{database.port}, data in {storage}", flush=True)
-        for setup in (["migrate", "--noinput"], ["publish_shipped"]):
+        for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):
             if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
         children.append(worker(env))

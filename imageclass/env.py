@@ -27,6 +27,14 @@ def env_str(name: str, default: str | None = None, *, choices=None) -> str | Non
     return value
 
 
+def env_required(name: str) -> str:
+    """A value that has no safe default (a secret, a production address)."""
+    value = _raw(name)
+    if value is None:
+        raise ImproperlyConfigured(f"{name} must be set")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

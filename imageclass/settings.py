@@ -7,7 +7,10 @@ Every value has a default that works on a developer machine with nothing else ru
 import secrets
 from pathlib import Path
 
-from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_str, load_dotenv
+from django.core.exceptions import ImproperlyConfigured
+
+from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_required, env_str, load_dotenv
+from imageclass.storage import s3_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -28,9 +31,18 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
+# DJANGO_ENV=production (the docker/ images) demands real secrets and hosts, and turns on
+# HTTPS-only cookies, HSTS, the SSL redirect and JSON logs; development keeps local defaults.
+DJANGO_ENV = env_str("DJANGO_ENV", "development", choices=("development", "production"))
+PRODUCTION = DJANGO_ENV == "production"
+
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY") or _local_secret_key()
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG=true is not allowed with DJANGO_ENV=production")
+SECRET_KEY = env_required("SECRET_KEY") if PRODUCTION else env_str("SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+if PRODUCTION and not env_str("ALLOWED_HOSTS"):
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's host(s) with DJANGO_ENV=production")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = env_str("SITE_NAME", "ImageClass")
 
@@ -91,7 +103,7 @@ TEMPLATES = [
 # Database: MongoDB. Unset MONGODB_URI means the embedded server that `make run` starts
 # (python -m imageclass.embedded) on EMBEDDED_MONGODB_PORT with its data in var/db.
 EMBEDDED_MONGODB_PORT = env_int("EMBEDDED_MONGODB_PORT", 27027, minimum=1, maximum=65535)
-MONGODB_URI = env_str("MONGODB_URI")
+MONGODB_URI = env_required("MONGODB_URI") if PRODUCTION else env_str("MONGODB_URI")
 DATABASES = {
     "default": {
         "ENGINE": "imageclass.mongodb",  # django_mongodb_backend with one fix (see there)
@@ -158,6 +170,19 @@ STORAGES = {
     "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Object storage (MinIO or any S3): both buckets private, every key written once, images
+# served only through the access-checked views (signed URLs expire after S3_URL_EXPIRE seconds).
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+if S3_ENDPOINT_URL:
+    STORAGES |= s3_storages(
+        endpoint_url=S3_ENDPOINT_URL,
+        access_key=env_required("S3_ACCESS_KEY"),
+        secret_key=env_required("S3_SECRET_KEY"),
+        region_name=env_str("S3_REGION", "us-east-1"),
+        media_bucket=env_str("S3_MEDIA_BUCKET", "imageclass-media"),
+        models_bucket=env_str("S3_MODELS_BUCKET", "imageclass-models"),
+        url_expire=env_int("S3_URL_EXPIRE", 300, minimum=10, maximum=7 * 24 * 3600),
+    )
 # Above the form's 20-image limit, so 21 files get a friendly message; a flood gets a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = 25
 # REST API v1: token or session authentication, authenticated by default, JSON errors.
@@ -257,12 +282,32 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; WhiteNoise wants it present
-WHITENOISE_USE_FINDERS = True  # serve straight from the app folders without collectstatic
+if PRODUCTION:
+    # The image runs collectstatic at build time: hashed names, compressed, cached forever.
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+else:
+    WHITENOISE_USE_FINDERS = True  # serve straight from the app folders without collectstatic
 
+if PRODUCTION:
+    # TLS ends at the proxy in front, which says so in X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # container health checks speak plain HTTP
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+
+# Logs go to stdout (the container runtime collects them): one JSON object per line in
+# production, readable lines in development.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain", choices=("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "imageclass.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -8,6 +8,7 @@ A run writes everything into one output folder:
 """
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from mltrain import architectures
 from mltrain.datasets import Dataset
 
 ARCHITECTURES = ("whitened_convnet", "thesis_cnn")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 TRANSLATE_PIXELS = 2  # random-crop augmentation: shift by up to this many pixels
 
 
@@ -31,6 +33,7 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     seed: int = 42
     mixed_precision: bool | None = None  # None: bfloat16 only where the hardware computes it
+    strategy: str = "auto"  # one of STRATEGIES (see distribution_strategy)
     # whitened_convnet recipe: SGD with Nesterov momentum and a one-cycle (triangular) schedule.
     peak_learning_rate: float = 0.4
     warmup_fraction: float = 0.2
@@ -60,11 +63,29 @@ def configure_devices(mixed_precision: bool | None) -> str:
     return f"{len(gpus)} GPU(s)" if gpus else "CPU"
 
 
-def distribution_strategy():
-    """MirroredStrategy over several GPUs, the default strategy otherwise."""
-    if len(tf.config.list_physical_devices("GPU")) > 1:
+def distribution_strategy(name: str = "auto"):
+    """The tf.distribute strategy for `name`:
+    auto          MirroredStrategy when this machine has several GPUs, else the default
+    default       one device
+    mirrored      MirroredStrategy over this machine's GPUs (synchronous data parallelism)
+    multi-worker  MultiWorkerMirroredStrategy across machines: every machine runs the same
+                  command with its own TF_CONFIG ({"cluster": ..., "task": {"type", "index"}})
+    """
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored" or (name == "auto" and len(tf.config.list_physical_devices("GPU")) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def worker_output(output: Path) -> Path:
+    """Where this process writes its run. In a multi-worker cluster (TF_CONFIG) only the chief
+    writes the run folder; the other workers keep their checkpoints apart, under worker-<index>."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    role, index = task.get("type", "chief"), task.get("index", 0)
+    chief = role == "chief" or (role == "worker" and index == 0 and "chief" not in tf_config.get("cluster", {}))
+    return Path(output) if chief else Path(output) / f"worker-{index}"
 
 
 def augment(images, labels):
@@ -188,7 +209,7 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
     output.mkdir(parents=True, exist_ok=True)
     device = configure_devices(config.mixed_precision)
     hp = architectures.defaults(hp)
-    with distribution_strategy().scope():
+    with distribution_strategy(config.strategy).scope():
         model = build(config, train, hp)
     if config.architecture != "thesis_cnn":
         # Label smoothing needs one-hot targets.

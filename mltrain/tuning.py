@@ -22,8 +22,17 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         return training.build(self.config, self.train, hp)
 
 
-def make_tuner(kind: str, hypermodel, directory: Path, max_epochs: int, trials: int, seed: int):
-    common = {"objective": "val_accuracy", "directory": str(directory), "project_name": hypermodel.name, "seed": seed}
+def make_tuner(kind: str, hypermodel, directory: Path, max_epochs: int, trials: int, seed: int, strategy=None):
+    """Distributed tuning is Keras Tuner's own: with KERASTUNER_TUNER_ID ("chief" or
+    "tuner0", "tuner1", ...), KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set, the chief
+    runs the oracle and every tuner process asks it for trials; `directory` must be shared."""
+    common = {
+        "objective": "val_accuracy",
+        "directory": str(directory),
+        "project_name": hypermodel.name,
+        "seed": seed,
+        "distribution_strategy": strategy,
+    }
     if kind == "hyperband":
         return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
     if kind == "bayesian":
@@ -39,7 +48,8 @@ def tune(kind, config: training.TrainingConfig, train: Dataset, validation: Data
     if config.architecture != "thesis_cnn":
         train, validation = training.one_hot(train), training.one_hot(validation)
     config.epochs = max_epochs  # the one-cycle schedule spans the longest trial
-    tuner = make_tuner(kind, ImageClassifierHyperModel(config, train), directory, max_epochs, trials, config.seed)
+    strategy = training.distribution_strategy(config.strategy)
+    tuner = make_tuner(kind, ImageClassifierHyperModel(config, train), directory, max_epochs, trials, config.seed, strategy)
     tuner.search(
         training.training_pipeline(train, config.batch_size, config.seed),
         validation_data=training.evaluation_pipeline(validation, config.batch_size),

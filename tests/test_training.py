@@ -112,11 +112,31 @@ def test_random_search_and_training_with_the_found_hyperparameters(folder, tmp_p
     best = json.loads(best_file.read_text())
     call_command(
         "train", "--data", str(folder), "--epochs", "1", "--batch-size", "8", "--validation-fraction", "0.25",
-        "--hyperparameters", str(best_file), "--output", str(tmp_path / "run"),
+        "--hyperparameters", str(best_file), "--output", str(tmp_path / "run"), "--strategy", "mirrored",
     )  # fmt: skip
     run = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert run["config"]["strategy"] == "mirrored"
     assert run["hyperparameters"]["width"] == best["width"]
     assert run["hyperparameters"]["peak_learning_rate"] == pytest.approx(best["peak_learning_rate"])
+
+
+@pytest.mark.parametrize(
+    "tf_config, folder_name",
+    [
+        (None, "run"),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, "run"),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, "worker-1"),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, "worker-0"),
+    ],
+)
+def test_only_the_chief_of_a_multi_worker_cluster_writes_the_run_folder(monkeypatch, tmp_path, tf_config, folder_name):
+    from mltrain.training import worker_output
+
+    if tf_config:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    else:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert worker_output(tmp_path / "run").name == folder_name
 
 
 def test_publish_evaluate_classify_round_trip(db, registry, folder, tmp_path, capsys):

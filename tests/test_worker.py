@@ -1,6 +1,7 @@
 """Jobs flow through a real Celery worker process: the embedded filesystem broker and Redis."""
 
 import os
+import time
 
 import pytest
 from celery import Celery
@@ -52,3 +53,34 @@ def test_jobs_flow_through_redis(alice, active_model, tmp_path):
         stop(worker)
         sender.close()
     assert {job.status for job in finished} == {Classification.Status.DONE}
+
+
+def test_a_worker_restart_in_the_middle_of_a_redis_queue_loses_and_repeats_nothing(alice, active_model, tmp_path):
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    sender = Celery(broker=REDIS_URL)
+    jobs = [Classification.store(badimages.jpeg((30 + i, 30)), owner=alice, filename=f"{i}.jpg") for i in range(40)]
+    for job in jobs:
+        sender.send_task("classifier.tasks.classify", args=[str(job.pk)], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    ids = [job.pk for job in jobs]
+    worker = start_worker(tmp_path / "worker-1.log", CELERY_BROKER_URL=REDIS_URL)
+    try:
+        while not Classification.objects.filter(pk__in=ids, status=Classification.Status.DONE).exists():
+            time.sleep(0.05)
+    finally:
+        stop(worker)  # SIGTERM: what `docker compose restart worker` sends
+    unfinished = Classification.objects.filter(pk__in=ids).exclude(status=Classification.Status.DONE).count()
+    assert unfinished > 0, "the queue was drained before the restart; the test proves nothing"
+
+    worker = start_worker(tmp_path / "worker-2.log", CELERY_BROKER_URL=REDIS_URL)
+    try:
+        finished = wait_until_finished(ids)
+    finally:
+        stop(worker)
+        sender.close()
+    assert len(finished) == len(ids) == Classification.objects.count()
+    assert {job.status for job in finished} == {Classification.Status.DONE}
+    assert {job.attempts for job in finished} == {1}  # no job ran twice

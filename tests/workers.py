@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from classifier.models import Classification
+from imageclass.embedded import terminate
 
 
 def start_worker(log_path, **env):
@@ -35,11 +36,7 @@ def start_worker(log_path, **env):
 
 
 def stop(process):
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    terminate(process, timeout=20)
 
 
 def wait_until_finished(ids, timeout=90):

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.training import ARCHITECTURES, TrainingConfig
+        from mltrain.training import ARCHITECTURES, STRATEGIES, TrainingConfig
 
         defaults = TrainingConfig()
         parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
@@ -37,6 +37,13 @@ class Command(BaseCommand):
             help="bfloat16 compute; auto turns it on for GPUs and CPUs with native bfloat16",
         )
         parser.add_argument(
+            "--strategy",
+            choices=STRATEGIES,
+            default=defaults.strategy,
+            help="tf.distribute strategy: auto (all local GPUs when several), mirrored, or "
+            "multi-worker (every machine runs this command with its own TF_CONFIG)",
+        )
+        parser.add_argument(
             "--hyperparameters",
             type=Path,
             help="best_hyperparameters.json written by `tune`; its values override the defaults",
@@ -55,7 +62,7 @@ class Command(BaseCommand):
         from mltrain.datasets import stratified_split
         from mltrain.data_sources import load_dataset
         from mltrain.report import write_report
-        from mltrain.training import TrainingConfig, train
+        from mltrain.training import TrainingConfig, train, worker_output
 
         hyperparameters = {}
         if options["hyperparameters"]:
@@ -72,9 +79,12 @@ class Command(BaseCommand):
             peak_learning_rate=options["peak_learning_rate"],
             label_smoothing=options["label_smoothing"],
             mixed_precision={"auto": None, "on": True, "off": False}[options["mixed_precision"]],
+            strategy=options["strategy"],
             hyperparameters=hyperparameters,
         )
         output = options["output"] or Path(settings.VAR_DIR) / "runs" / config.architecture
+        if config.strategy == "multi-worker":
+            output = worker_output(output)
         size = options["image_size"]
         try:
             dataset = load_dataset(options["data"], (size, size), self.stdout)

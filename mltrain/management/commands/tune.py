@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -12,7 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.training import ARCHITECTURES, TrainingConfig
+        from mltrain.training import ARCHITECTURES, STRATEGIES, TrainingConfig
         from mltrain.tuning import TUNERS
 
         defaults = TrainingConfig()
@@ -26,6 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="use only this many training images")
         parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument(
+            "--strategy", choices=STRATEGIES, default=defaults.strategy,
+            help="tf.distribute strategy for each trial (see `train --help`)",
+        )  # fmt: skip
         parser.add_argument("--output", type=Path, help="results folder (default var/tuning/<tuner>-<architecture>)")
 
     def handle(self, *args, **options):
@@ -39,6 +44,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             validation_fraction=options["validation_fraction"],
             seed=options["seed"],
+            strategy=options["strategy"],
         )
         output = options["output"] or Path(settings.VAR_DIR) / "tuning" / f"{options['tuner']}-{config.architecture}"
         size = options["image_size"]
@@ -50,6 +56,11 @@ class Command(BaseCommand):
         if options["limit"]:
             train_index = train_index[: options["limit"]]
         self.stdout.write(f"{options['tuner']} search over {config.architecture}, results in {output}")
+        if os.environ.get("KERASTUNER_TUNER_ID"):
+            self.stdout.write(
+                f"distributed tuning: this process is {os.environ['KERASTUNER_TUNER_ID']}, oracle at "
+                f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
+            )
         best = tune(
             options["tuner"], config, dataset.subset(train_index), dataset.subset(validation_index),
             output, options["max_epochs"], options["trials"],

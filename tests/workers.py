@@ -1,6 +1,7 @@
 """A real Celery worker process for the tests, on the test database and the test VAR_DIR."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from classifier.models import Classification
 from imageclass.embedded import terminate
 
 
-def start_worker(log_path, **env):
+def start_worker(log_path, beat=False, **env):
+    """A worker process in its own process group (see kill_hard); with `beat`, the periodic
+    sweep for stuck jobs runs in it, as in `make run`."""
     environment = {
         **os.environ,
         "MONGODB_NAME": connection.settings_dict["NAME"],  # the test database
@@ -23,8 +26,9 @@ def start_worker(log_path, **env):
     log = open(log_path, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
-         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle"],
-        env=environment, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle",
+         *(["--beat", "--schedule", str(log_path.with_suffix(".beat"))] if beat else [])],
+        env=environment, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 90
     while "ready." not in log_path.read_text():
@@ -33,6 +37,22 @@ def start_worker(log_path, **env):
             pytest.fail(f"the worker did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.2)
     return process
+
+
+def start_scheduler(log_path, **env):
+    """Celery beat on its own (the periodic sweep for stuck jobs), as the compose stack runs it."""
+    environment = {**os.environ, "MONGODB_NAME": connection.settings_dict["NAME"], **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imageclass", "beat", "--loglevel", "INFO",
+         "--schedule", str(log_path.with_suffix(".schedule"))],
+        env=environment, cwd=settings.BASE_DIR, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def kill_hard(process):
+    """SIGKILL the worker and its pool processes at once: no shutdown, no acknowledgement."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def stop(process):

@@ -32,6 +32,8 @@ class ClassificationSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_name")
     predictions = PredictionSerializer(many=True)
     uncertain = serializers.BooleanField(source="is_uncertain")
+    # A string, not a "uri": it is empty for file uploads.
+    source_url = serializers.CharField(help_text="The URL the image was fetched from; empty for file uploads.")
 
     class Meta:
         model = Classification

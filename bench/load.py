@@ -1,0 +1,211 @@
+"""Load: N concurrent API users upload images and wait for their results for a set time,
+against a running ImageClass (`make run`, or the same with REDIS_URL for the Redis
+configuration). Reports throughput, upload-to-result latency (p50/p95/p99), errors, jobs lost
+(accepted but never finished: must be 0), and the resident memory of the web and worker
+processes on this machine before and after. Prints a table and writes bench/results/load.md.
+
+The API's throttles protect the service from exactly this, so raise them for the run:
+
+    API_THROTTLE_UPLOAD=100000/minute API_THROTTLE_UPLOAD_ADDRESS=100000/minute \\
+    API_THROTTLE_READ=100000/minute API_THROTTLE_READ_ADDRESS=100000/minute \\
+    API_THROTTLE_AUTH_ADDRESS=1000/minute make run
+    .venv/bin/python bench/load.py --users 1 8 32 --seconds 60
+"""
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+RESULTS = Path(__file__).with_name("results")
+POLL_SECONDS = 0.02
+RESULT_TIMEOUT = 120  # an accepted job without a result after this long counts as lost
+
+
+@dataclass
+class Tally:
+    latencies: list = field(default_factory=list)  # upload to result, seconds
+    reads: list = field(default_factory=list)  # history page, seconds
+    accepted: int = 0
+    done: int = 0
+    failed: int = 0
+    lost: int = 0
+    errors: dict = field(default_factory=dict)  # "HTTP 429" -> count
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def error(self, kind):
+        with self.lock:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def photo(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=75)
+    return buffer.getvalue()
+
+
+def sign_up(api: str, name: str) -> requests.Session:
+    session = requests.Session()
+    password = f"load test {uuid.uuid4().hex}"
+    account = {"username": name, "email": f"{name}@example.com", "password": password}
+    session.post(f"{api}auth/register/", json=account, timeout=30).raise_for_status()
+    token = session.post(f"{api}auth/token/", json={"username": name, "password": password}, timeout=30)
+    token.raise_for_status()
+    session.headers["Authorization"] = f"Token {token.json()['token']}"
+    return session
+
+
+def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int):
+    images = [photo(seed * 100 + i) for i in range(20)]
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        started = time.monotonic()
+        try:
+            response = session.post(f"{api}classifications/", files={"image": ("photo.jpg", images[n % 20])}, timeout=30)
+        except requests.RequestException as exc:
+            tally.error(type(exc).__name__)
+            continue
+        if response.status_code != 202:
+            tally.error(f"HTTP {response.status_code}")
+            continue
+        with tally.lock:
+            tally.accepted += 1
+        detail = f"{api}classifications/{response.json()['id']}/"
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                status = session.get(detail, timeout=30).json()["status"]
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                tally.error(f"poll {type(exc).__name__}")
+                continue
+            if status in ("done", "failed"):
+                with tally.lock:
+                    tally.latencies.append(time.monotonic() - started)
+                    tally.done += status == "done"
+                    tally.failed += status == "failed"
+                break
+            if time.monotonic() - started > RESULT_TIMEOUT:
+                with tally.lock:
+                    tally.lost += 1
+                break
+        if n % 5 == 0:
+            read_started = time.monotonic()
+            if session.get(f"{api}classifications/", timeout=30).ok:
+                tally.reads.append(time.monotonic() - read_started)
+
+
+def processes(pattern_sets):
+    """{role: [pid, ...]} of this machine's processes whose command line has all the words."""
+    found = {role: [] for role in pattern_sets}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        for role, words in pattern_sets.items():
+            if all(word in command for word in words):
+                found[role].append(int(entry.name))
+    return found
+
+
+def resident_mb(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+ROLES = {"web": ["manage.py", "runserver"], "gunicorn": ["gunicorn", "imageclass"], "worker": ["celery", "worker"]}
+
+
+def memory():
+    return {role: resident_mb(pids) for role, pids in processes(ROLES).items() if pids}
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+
+def run_level(api, users, seconds):
+    tally = Tally()
+    run = uuid.uuid4().hex[:8]
+    sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
+    deadline = time.monotonic() + seconds
+    threads = [threading.Thread(target=user, args=(api, s, deadline, tally, i)) for i, s in enumerate(sessions)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return {
+        "users": users,
+        "seconds": round(elapsed, 1),
+        "accepted": tally.accepted,
+        "done": tally.done,
+        "failed": tally.failed,
+        "lost": tally.lost,
+        "results/s": round((tally.done + tally.failed) / elapsed, 1),
+        "p50 ms": round(percentile(tally.latencies, 50), 1),
+        "p95 ms": round(percentile(tally.latencies, 95), 1),
+        "p99 ms": round(percentile(tally.latencies, 99), 1),
+        "history p50 ms": round(percentile(tally.reads, 50), 1),
+        "errors": ", ".join(f"{k}: {v}" for k, v in sorted(tally.errors.items())) or "0",
+    }
+
+
+def table(rows):
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running ImageClass")
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels, run in turn")
+    parser.add_argument("--seconds", type=float, default=30, help="duration of each level")
+    parser.add_argument("--label", default="", help="what is being measured (e.g. 'make run, Redis')")
+    args = parser.parse_args()
+    api = args.url.rstrip("/") + "/api/v1/"
+    readiness = requests.get(args.url.rstrip("/") + "/readyz", timeout=30).json()
+    before = memory()
+    rows = [run_level(api, users, args.seconds) for users in args.users]
+    after = memory()
+    memory_rows = [{"process": role, "RSS before MB": round(before.get(role, 0), 1), "RSS after MB": round(mb, 1)} for role, mb in after.items()]
+    report = "\n\n".join([
+        f"# Load: {args.label or args.url}",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; "
+        f"model {readiness['checks']['model'].get('version')}; {args.seconds:g} s per level",
+        table(rows),
+        table(memory_rows) if memory_rows else "(no web/worker process found on this machine)",
+    ])  # fmt: skip
+    print(report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "load.md").write_text(report + "\n")
+    if any(row["lost"] for row in rows):
+        raise SystemExit("jobs were lost")
+
+
+if __name__ == "__main__":
+    main()

@@ -198,7 +198,8 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed(alice, active_model,
     # Bounded: failed with a reason at the attempt limit (by the sweep, or by the next delivery).
     assert job.status == Status.FAILED
     assert "abandoned" in job.error or "attempted too many times" in job.error
-    assert killed == 2 and job.attempts <= 3
+    # The delivery past the limit may itself be killed before it records the failure.
+    assert 2 <= killed <= job.attempts <= 3
 
 
 def test_a_corrupted_active_model_falls_back_and_readyz_says_so(client, alice, active_model, tmp_path):

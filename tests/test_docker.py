@@ -67,7 +67,7 @@ def test_long_running_services_restart_and_report_health():
     for name in LONG_RUNNING:
         service = SERVICES[name]
         assert service["restart"] == "unless-stopped", name
-        assert "healthcheck" in service or name in ("web", "scheduler", "trainer"), name  # web: the image's HEALTHCHECK
+        assert "healthcheck" in service or name in ("web", "scheduler"), name  # web: the image's HEALTHCHECK
     assert "HEALTHCHECK" in (DOCKER / "Dockerfile").read_text()
 
 

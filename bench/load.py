@@ -8,7 +8,7 @@ The API's throttles protect the service from exactly this, so raise them for the
 
     API_THROTTLE_UPLOAD=100000/minute API_THROTTLE_UPLOAD_ADDRESS=100000/minute \\
     API_THROTTLE_READ=100000/minute API_THROTTLE_READ_ADDRESS=100000/minute \\
-    API_THROTTLE_AUTH_ADDRESS=1000/minute make run
+    API_THROTTLE_AUTH=1000/minute API_THROTTLE_AUTH_ADDRESS=1000/minute make run
     .venv/bin/python bench/load.py --users 1 8 32 --seconds 60
 """
 

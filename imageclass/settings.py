@@ -238,6 +238,7 @@ FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport in var/broker.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_TRANSPORT = "imageclass.broker:Transport"  # kombu's, with atomic message files
     BROKER_DIR = VAR_DIR / "broker"
     for folder in ("queue", "processed"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
@@ -246,6 +247,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # The transport polls its folder; kombu's default of once a second caps the embedded
+        # setup at about one job a second (measured with bench/load.py).
+        "polling_interval": 0.05,
     }
 else:
     # With late acks an unacknowledged message returns to the queue after this long.

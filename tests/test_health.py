@@ -39,12 +39,12 @@ def test_readyz_is_503_when_the_broker_is_down(client, active_model, settings):
     from imageclass.celery import app
     from imageclass.embedded import free_port
 
-    previous = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    previous = app.conf.broker_url, app.conf.broker_transport
+    app.conf.broker_url, app.conf.broker_transport = f"redis://127.0.0.1:{free_port()}/0", None
     try:
         response = client.get("/readyz")
     finally:
-        app.conf.broker_url = previous
+        app.conf.broker_url, app.conf.broker_transport = previous
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
 

@@ -1,0 +1,102 @@
+"""Inference speed of a model file (default: the shipped model) at batch 1, 8, 32 and 256:
+Keras `model.predict` (the thesis app's path, the baseline) against the path the workers use
+(`classifier.inference.predict`), with the top-1 agreement of the two on validation images.
+Prints a table and writes bench/results/inference.md.
+
+    .venv/bin/python bench/inference.py [--model PATH] [--seconds 3]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).with_name("results")
+BATCHES = (1, 8, 32, 256)
+AGREEMENT_IMAGES = 1000
+
+
+def timed_calls(call, seconds: float, minimum: int = 10) -> list[float]:
+    for _ in range(3):
+        call()  # warm-up: tracing, allocation
+    times, started = [], time.perf_counter()
+    while len(times) < minimum or time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+def validation_images(run: dict, count: int):
+    from mltrain.data_sources import load_dataset
+    from mltrain.datasets import stratified_split
+
+    dataset = load_dataset("shared-cifar10", tuple(run["input_shape"][:2]))
+    _, validation = stratified_split(dataset.labels, run["config"]["validation_fraction"], run["config"]["seed"])
+    chosen = np.random.default_rng(0).choice(validation, min(count, len(validation)), replace=False)
+    return dataset.images[chosen], dataset.labels[chosen]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras")
+    parser.add_argument("--seconds", type=float, default=3, help="timing budget per (path, batch)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
+    import django
+
+    django.setup()
+    import keras
+
+    from classifier.inference import predict
+
+    run = json.loads((args.model.parent / "training.json").read_text())
+    model = keras.saving.load_model(args.model, compile=False)
+    images, labels = validation_images(run, AGREEMENT_IMAGES)
+    paths = {
+        "Keras model.predict (baseline)": lambda x: model.predict(x, batch_size=len(x), verbose=0),
+        "worker path (inference.predict)": lambda x: predict(model, x),
+    }
+    rows = []
+    for batch in BATCHES:
+        x = np.resize(images, (batch, *images.shape[1:]))
+        baseline_median = None
+        for name, path in paths.items():
+            times = timed_calls(lambda: path(x), args.seconds)
+            median = float(np.median(times))
+            baseline_median = baseline_median or median
+            rows.append({
+                "batch": batch, "path": name, "images/s": round(batch / median, 1),
+                "median ms": round(median * 1000, 2), "p99 ms": round(float(np.percentile(times, 99)) * 1000, 2),
+                "speed-up": f"{baseline_median / median:.2f}x",
+            })  # fmt: skip
+    baseline = np.argmax(paths["Keras model.predict (baseline)"](images), axis=1)
+    worker = np.argmax(paths["worker path (inference.predict)"](images), axis=1)
+    columns = list(rows[0])
+    report = "\n".join([
+        f"# Inference: {args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model}",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Keras {keras.__version__}; medians over >= {args.seconds:g} s per row",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows],
+        "",
+        f"Top-1 agreement of the worker path with model.predict on {len(images)} validation images: "
+        f"{np.mean(baseline == worker):.2%} (accuracy {np.mean(worker == labels):.2%} vs {np.mean(baseline == labels):.2%}).",
+    ])  # fmt: skip
+    print(report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "inference.md").write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

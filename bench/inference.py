@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tables import markdown_table, publish
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).with_name("results")
 BATCHES = (1, 8, 32, 256)
 AGREEMENT_IMAGES = 1000
 
@@ -79,23 +79,18 @@ def main():
             })  # fmt: skip
     baseline = np.argmax(paths["Keras model.predict (baseline)"](images), axis=1)
     worker = np.argmax(paths["worker path (inference.predict)"](images), axis=1)
-    columns = list(rows[0])
     report = "\n".join([
         f"# Inference: {args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model}",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, "
         f"Keras {keras.__version__}; medians over >= {args.seconds:g} s per row",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows],
+        markdown_table(rows),
         "",
         f"Top-1 agreement of the worker path with model.predict on {len(images)} validation images: "
         f"{np.mean(baseline == worker):.2%} (accuracy {np.mean(worker == labels):.2%} vs {np.mean(baseline == labels):.2%}).",
     ])  # fmt: skip
-    print(report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inference.md").write_text(report + "\n")
+    publish("inference", report)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import io
 import os
 import platform
-import statistics
 import threading
 import time
 import uuid
@@ -26,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import requests
 from PIL import Image
+from tables import markdown_table, publish
 
-RESULTS = Path(__file__).with_name("results")
 POLL_SECONDS = 0.02
 RESULT_TIMEOUT = 120  # an accepted job without a result after this long counts as lost
 
@@ -173,13 +172,6 @@ def run_level(api, users, seconds):
     }
 
 
-def table(rows):
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running ImageClass")
@@ -197,12 +189,10 @@ def main():
         f"# Load: {args.label or args.url}",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; "
         f"model {readiness['checks']['model'].get('version')}; {args.seconds:g} s per level",
-        table(rows),
-        table(memory_rows) if memory_rows else "(no web/worker process found on this machine)",
+        markdown_table(rows),
+        markdown_table(memory_rows) if memory_rows else "(no web/worker process found on this machine)",
     ])  # fmt: skip
-    print(report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "load.md").write_text(report + "\n")
+    publish("load", report)
     if any(row["lost"] for row in rows):
         raise SystemExit("jobs were lost")
 

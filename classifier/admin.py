@@ -1,21 +1,12 @@
 from django.contrib import admin, messages
-from django.core.files.storage import storages
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from classifier.models import Classification, ModelVersion, models_storage
-from classifier.validation import ALLOWED_FORMATS
-from imageclass.storage import STORAGE_ERRORS
+from classifier.views import stored_file_response, thumbnail_response
 
 REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
-
-
-def stored_file_response(storage, key, content_type):
-    try:
-        return FileResponse(storage.open(key, "rb"), content_type=content_type)
-    except STORAGE_ERRORS:
-        raise Http404 from None
 
 
 @admin.register(ModelVersion)
@@ -94,12 +85,7 @@ class ClassificationAdmin(admin.ModelAdmin):
         classification = Classification.objects.filter(pk=pk).first()
         if classification is None:
             raise Http404
-        if classification.thumbnail_key:
-            response = stored_file_response(storages["default"], classification.thumbnail_key, "image/jpeg")
-        else:
-            response = stored_file_response(storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1])
-        response["Content-Security-Policy"] = "default-src 'none'"
-        return response
+        return thumbnail_response(classification)
 
     def has_add_permission(self, request):
         return False  # results come from uploads

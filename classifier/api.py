@@ -17,8 +17,7 @@ from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
 from accounts.models import Share
 from classifier.models import Classification, ModelVersion, ServiceUnavailable
-from classifier.views import stored_image_response, visible_classification
-from classifier.validation import ALLOWED_FORMATS
+from classifier.views import image_response, visible_classification
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -170,7 +169,7 @@ class ClassificationImageView(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="The uploaded image")
     def get(self, request, pk):
         classification = visible_classification(request, pk)
-        return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
+        return image_response(classification)
 
 
 class SharedHistoryView(APIView):

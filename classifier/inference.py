@@ -21,7 +21,7 @@ PREDICT_BATCH = 64
 RETRY_FAILED_LOAD_AFTER = 300  # seconds before this process tries a broken artifact again
 log = logging.getLogger(__name__)
 _loaded: dict = {}  # version pk -> Keras model; the serving version (and at most one fallback)
-_failed: dict = {}  # version pk -> (monotonic time, ArtifactError) of the failed load
+_failed: dict = {}  # version pk -> (monotonic time, reason) of the failed load
 _lock = threading.Lock()
 
 
@@ -56,18 +56,17 @@ def load_model(version: ModelVersion):
     """The Keras model of `version`, loaded once per process."""
     with _lock:
         if version.pk not in _loaded:
-            failed_at, error = _failed.get(version.pk, (None, None))
+            failed_at, reason = _failed.get(version.pk, (None, None))
             if failed_at and time.monotonic() - failed_at < RETRY_FAILED_LOAD_AFTER:
-                raise error  # the same reason again: it is what the registry records
+                raise ArtifactError(reason)  # the same reason again: it is what the registry records
             import keras
 
             try:
                 model = keras.saving.load_model(local_artifact(version), compile=False)
             except Exception as exc:
-                if not isinstance(exc, ArtifactError):
-                    exc = ArtifactError(f"cannot load {version}: {exc}")
-                _failed[version.pk] = (time.monotonic(), exc)
-                raise exc
+                reason = str(exc) if isinstance(exc, ArtifactError) else f"cannot load {version}: {exc}"
+                _failed[version.pk] = (time.monotonic(), reason)
+                raise ArtifactError(reason) from exc
             _failed.pop(version.pk, None)
             # Keep memory bounded: a newly activated version replaces the others.
             _loaded.clear()

@@ -157,11 +157,12 @@ def result_status(request, pk):
     return JsonResponse(visible_classification(request, pk).status_payload())
 
 
-def stored_image_response(key, content_type):
+def stored_file_response(storage, key, content_type):
+    """Stream a stored file: 404 when it is gone, 503 when the storage is unreachable."""
     try:
-        stored = storages["default"].open(key, "rb")
+        stored = storage.open(key, "rb")
     except FileNotFoundError:
-        raise Http404("The image is no longer stored.") from None
+        raise Http404("The file is no longer stored.") from None
     except STORAGE_ERRORS:
         return HttpResponse("Image storage is unavailable; please try again shortly.", status=503, content_type="text/plain")
     response = FileResponse(stored, content_type=content_type)
@@ -173,13 +174,20 @@ def stored_image_response(key, content_type):
 @require_GET
 def result_image(request, pk):
     classification = visible_classification(request, pk)
-    return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
+    return image_response(classification)
+
+
+def image_response(classification):
+    return stored_file_response(storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1])
+
+
+def thumbnail_response(classification):
+    """The worker's small JPEG; the original until the worker has made it."""
+    if classification.thumbnail_key:
+        return stored_file_response(storages["default"], classification.thumbnail_key, "image/jpeg")
+    return image_response(classification)
 
 
 @require_GET
 def result_thumbnail(request, pk):
-    """The worker's small JPEG; the original until the worker has made it."""
-    classification = visible_classification(request, pk)
-    if classification.thumbnail_key:
-        return stored_image_response(classification.thumbnail_key, "image/jpeg")
-    return stored_image_response(classification.image_key, ALLOWED_FORMATS[classification.format][1])
+    return thumbnail_response(visible_classification(request, pk))

@@ -2,12 +2,13 @@
 Retry-After, never a 500."""
 
 from botocore.exceptions import BotoCoreError
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from pymongo.errors import ConnectionFailure
 
-UNAVAILABLE = (ConnectionFailure, DatabaseError, BotoCoreError)
+# Unreachable services only: an IntegrityError or a bad query stays a bug (a 500), not a 503.
+UNAVAILABLE = (ConnectionFailure, OperationalError, InterfaceError, BotoCoreError)
 RETRY_AFTER_SECONDS = 30
 MESSAGE = "ImageClass is temporarily unavailable (a backing service is down). Please try again shortly."
 
@@ -20,7 +21,9 @@ class ServiceUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, UNAVAILABLE):
+        # django-mongodb-backend raises pymongo's errors as a plain DatabaseError; the cause says
+        # whether the server was unreachable.
+        if not isinstance(exception, UNAVAILABLE) and not isinstance(exception.__cause__, ConnectionFailure):
             return None
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": MESSAGE}, status=503)

@@ -214,3 +214,17 @@ def test_a_corrupted_active_model_falls_back_and_readyz_says_so(client, alice, a
     assert job.status == Status.DONE and job.model_version == active_model
     model_check = client.get("/readyz").json()["checks"]["model"]
     assert model_check["ok"] and "does not match its recorded sha256" in model_check["fallback"]
+
+
+def test_only_unreachable_services_become_503(rf):
+    from django.db import DatabaseError, IntegrityError
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from imageclass.middleware import ServiceUnavailableMiddleware
+
+    middleware = ServiceUnavailableMiddleware(lambda request: None)
+    unreachable = DatabaseError("no server")
+    unreachable.__cause__ = ServerSelectionTimeoutError("timed out")
+    assert middleware.process_exception(rf.get("/api/v1/me/"), unreachable).status_code == 503
+    assert middleware.process_exception(rf.get("/"), IntegrityError("duplicate key")) is None  # a bug: 500
+    assert middleware.process_exception(rf.get("/"), DatabaseError("bad query")) is None

@@ -1,7 +1,8 @@
 """Running a registered model: load once per process (cached by version), predict, top-k.
 
 Only workers and commands import this module; it imports Keras lazily so that even importing
-it stays cheap, and the web process never calls it.
+it stays cheap, and the web process never calls it. Models run through the runtime that
+settings.INFERENCE_RUNTIME names (see classifier.runtime).
 """
 
 import hashlib
@@ -17,10 +18,9 @@ from classifier.models import ModelVersion, models_storage
 from classifier.preprocessing import load_image_array
 from imageclass.storage import STORAGE_ERRORS
 
-PREDICT_BATCH = 64
 RETRY_FAILED_LOAD_AFTER = 300  # seconds before this process tries a broken artifact again
 log = logging.getLogger(__name__)
-_loaded: dict = {}  # version pk -> Keras model; the serving version (and at most one fallback)
+_loaded: dict = {}  # version pk -> runner; the serving version only
 _failed: dict = {}  # version pk -> (monotonic time, reason) of the failed load
 _lock = threading.Lock()
 
@@ -53,16 +53,16 @@ def local_artifact(version: ModelVersion) -> Path:
 
 
 def load_model(version: ModelVersion):
-    """The Keras model of `version`, loaded once per process."""
+    """A runner for `version` (images in, probabilities out), loaded once per process."""
     with _lock:
         if version.pk not in _loaded:
             failed_at, reason = _failed.get(version.pk, (None, None))
             if failed_at and time.monotonic() - failed_at < RETRY_FAILED_LOAD_AFTER:
                 raise ArtifactError(reason)  # the same reason again: it is what the registry records
-            import keras
+            from classifier.runtime import runner_for
 
             try:
-                model = keras.saving.load_model(local_artifact(version), compile=False)
+                model = runner_for(local_artifact(version), settings.INFERENCE_RUNTIME)
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, ArtifactError) else f"cannot load {version}: {exc}"
                 _failed[version.pk] = (time.monotonic(), reason)
@@ -100,15 +100,6 @@ def serving_model():
     return active, model
 
 
-def predict(model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities (float64) for a uint8 batch, in fixed-size chunks."""
-    outputs = [
-        np.asarray(model(images[i : i + PREDICT_BATCH], training=False), dtype=np.float64)
-        for i in range(0, len(images), PREDICT_BATCH)
-    ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, 0))
-
-
 def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dict]:
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"label": class_names[i], "probability": float(probabilities[i])} for i in order]
@@ -116,9 +107,11 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dic
 
 def classify_files(version: ModelVersion, paths: list, k: int = 3):
     """Yield (path, predictions) for image files, decoded exactly as uploads are."""
+    from classifier.runtime import MAX_BATCH
+
     model = load_model(version)
-    for start in range(0, len(paths), PREDICT_BATCH):
-        chunk = paths[start : start + PREDICT_BATCH]
+    for start in range(0, len(paths), MAX_BATCH):
+        chunk = paths[start : start + MAX_BATCH]
         images = np.stack([load_image_array(p, version.input_size) for p in chunk])
-        for path, probabilities in zip(chunk, predict(model, images)):
+        for path, probabilities in zip(chunk, model(images)):
             yield path, top_k(probabilities, version.class_names, k)

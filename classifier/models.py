@@ -256,17 +256,30 @@ class Classification(models.Model):
             raise
         return classification
 
-    def claim(self, stale_before) -> bool:
+    def claim(self, stale_before=None) -> bool:
         """Take the job for this worker: queued, or running but abandoned (started before
         `stale_before`, i.e. its worker died). One conditional update: only one worker wins."""
         now = timezone.now()
-        claimable = models.Q(status=self.Status.QUEUED) | models.Q(status=self.Status.RUNNING, started_at__lt=stale_before)
+        claimable = models.Q(status=self.Status.QUEUED)
+        if stale_before is not None:
+            claimable |= models.Q(status=self.Status.RUNNING, started_at__lt=stale_before)
         won = Classification.objects.filter(claimable, pk=self.pk).update(
             status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1
         )
         if won:
             self.refresh_from_db()
         return bool(won)
+
+    @classmethod
+    def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:
+        """Up to `limit` other queued jobs, oldest first, each claimed as `claim` does: the
+        worker runs them in one batch with its own. Their messages, delivered later, find
+        them finished and do nothing."""
+        if limit <= 0:
+            return []
+        waiting = cls.objects.filter(status=cls.Status.QUEUED).exclude(pk__in=list(exclude))
+        candidates = [cls(pk=pk) for pk in waiting.order_by("queued_at").values_list("pk", flat=True)[:limit]]
+        return [job for job in candidates if job.claim()]
 
     def can_view(self, request) -> bool:
         """The owner, a user the owner shares their history with, or for an anonymous

@@ -9,6 +9,8 @@ import logging
 import time
 from datetime import timedelta
 
+import numpy as np
+
 from celery import shared_task
 from celery.signals import worker_process_init
 from celery.exceptions import SoftTimeLimitExceeded
@@ -41,8 +43,8 @@ def milliseconds(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-def run_inference(job: Classification):
-    from classifier import inference
+def read_and_decode(job: Classification, input_size):
+    """The job's image, its model input and the timings of getting them."""
     from classifier.preprocessing import decode_image, prepare_image
 
     started = time.perf_counter()
@@ -53,31 +55,70 @@ def run_inference(job: Classification):
     except STORAGE_ERRORS as exc:
         raise TransientError(f"storage: {exc}") from exc
     read = time.perf_counter()
-    version, model = inference.serving_model()
-    loaded = time.perf_counter()
     try:
         image = decode_image(io.BytesIO(data))
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(str(exc)) from exc
-    pixels = prepare_image(image, version.input_size)
-    prepared = time.perf_counter()
-    probabilities = inference.predict(model, pixels[None])[0]
-    predicted = time.perf_counter()
+    pixels = prepare_image(image, input_size)
     timings = {
         "queue_ms": milliseconds((job.started_at - job.created_at).total_seconds()),
         "read_ms": milliseconds(read - started),
-        "model_ms": milliseconds(loaded - read),
-        "preprocess_ms": milliseconds(prepared - loaded),
-        "predict_ms": milliseconds(predicted - prepared),
-        "total_ms": milliseconds(predicted - started),
+        "preprocess_ms": milliseconds(time.perf_counter() - read),
     }
-    try:
-        thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
-    except STORAGE_ERRORS as exc:
-        raise TransientError(f"storage: {exc}") from exc
-    predictions = inference.top_k(probabilities, version.class_names, settings.TOP_K)
-    if not job.finish(version, probabilities, predictions, timings, thumbnail_key):
-        storages["default"].delete(thumbnail_key)  # the job was ended elsewhere meanwhile
+    return image, pixels, timings
+
+
+def run_inference(jobs: list[Classification]) -> dict:
+    """Classify `jobs` with one call of the model. Returns {job pk: exception} for the jobs
+    that did not finish; a model that cannot be loaded raises for all of them."""
+    from classifier import inference
+
+    started = time.perf_counter()
+    version, model = inference.serving_model()
+    model_ms = milliseconds(time.perf_counter() - started)
+    errors, ready = {}, []
+    for job in jobs:
+        try:
+            ready.append((job, *read_and_decode(job, version.input_size)))
+        except (BadImage, FileNotFoundError, TransientError) as exc:
+            errors[job.pk] = exc
+    if not ready:
+        return errors
+    predicting = time.perf_counter()
+    probabilities = model(np.stack([pixels for _, _, pixels, _ in ready]))
+    predict_ms = milliseconds(time.perf_counter() - predicting)
+    for (job, image, _, timings), job_probabilities in zip(ready, probabilities):
+        timings.update(model_ms=model_ms, predict_ms=predict_ms, batch=len(ready))
+        timings["total_ms"] = round(sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1)
+        try:
+            thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
+        except STORAGE_ERRORS as exc:
+            errors[job.pk] = TransientError(f"storage: {exc}")
+            continue
+        predictions = inference.top_k(job_probabilities, version.class_names, settings.TOP_K)
+        if not job.finish(version, job_probabilities, predictions, timings, thumbnail_key):
+            storages["default"].delete(thumbnail_key)  # the job was ended elsewhere meanwhile
+    return errors
+
+
+def end_with_error(job: Classification, exc: Exception) -> bool:
+    """Fail the job for an error that retrying cannot fix (True); False for one worth retrying."""
+    if isinstance(exc, BadImage):
+        job.fail(f"The image could not be read: {exc}")
+    elif isinstance(exc, FileNotFoundError):
+        job.fail("The stored image is missing.")
+    else:
+        return False
+    return True
+
+
+def requeue_now(job: Classification):
+    """Give a job taken into another's batch back to the queue, with a message of its own
+    (the one it came with may already have been consumed while it ran)."""
+    if Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        status=Status.QUEUED, queued_at=timezone.now()
+    ):
+        classify.apply_async(args=[str(job.pk)], countdown=1)
 
 
 @worker_process_init.connect
@@ -115,28 +156,40 @@ def classify(self, classification_id: str):
     if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
         job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")
         return
+    jobs = [job]
     try:
-        run_inference(job)
-    except BadImage as exc:
-        job.fail(f"The image could not be read: {exc}")
-    except FileNotFoundError:
-        job.fail("The stored image is missing.")
+        # Adaptive batching: jobs queued behind this one run in the same model call.
+        jobs += Classification.claim_queued(settings.CLASSIFY_BATCH_SIZE - 1, exclude=[job.pk])
+        errors = run_inference(jobs)
     except NoActiveModel as exc:
-        job.fail(str(exc))
+        for each in jobs:
+            each.fail(str(exc))
+        return
     except ArtifactError:
-        job.fail("No model could be loaded to classify this image.")
+        for each in jobs:
+            each.fail("No model could be loaded to classify this image.")
+        return
     except SoftTimeLimitExceeded:
-        job.fail("Classification took too long.")
-    except (TransientError, PyMongoError, OSError) as exc:
-        if self.request.retries >= settings.CLASSIFY_MAX_RETRIES:
-            job.fail(f"Classification failed after {self.request.retries + 1} tries: {exc}")
-            return
-        log.warning("classification %s: transient error, retrying: %s", job.pk, exc)
-        # Back to queued, so the retry can claim it again.
-        Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            status=Status.QUEUED, queued_at=timezone.now()
-        )
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
+        for each in jobs:
+            each.fail("Classification took too long.")
+        return
+    except (PyMongoError, OSError) as exc:
+        errors = {each.pk: exc for each in jobs}
+    for companion in jobs[1:]:
+        if companion.pk in errors and not end_with_error(companion, errors[companion.pk]):
+            requeue_now(companion)
+    exc = errors.get(job.pk)
+    if exc is None or end_with_error(job, exc):
+        return
+    if self.request.retries >= settings.CLASSIFY_MAX_RETRIES:
+        job.fail(f"Classification failed after {self.request.retries + 1} tries: {exc}")
+        return
+    log.warning("classification %s: transient error, retrying: %s", job.pk, exc)
+    # Back to queued, so the retry can claim it again.
+    Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        status=Status.QUEUED, queued_at=timezone.now()
+    )
+    raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
 
 
 @shared_task(ignore_result=True)

@@ -90,6 +90,15 @@ def stratified_split(labels: np.ndarray, validation_fraction: float, seed: int):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(validation))
 
 
+def stratified_sample(index: np.ndarray, labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """About `count` of `index`, every class in the same proportion (image folders list their
+    files class by class, so the first `count` would hold only the first classes)."""
+    if count >= len(index):
+        return index
+    _, chosen = stratified_split(labels[index], count / len(index), seed)
+    return index[chosen]
+
+
 def unpack_shared_cifar10(archive: Path, destination: Path) -> Path:
     """Unpack the shared CIFAR-10 JPEG archive (checked by sha256) and return its train folder."""
     folder = Path(destination) / "cifar10" / "train"

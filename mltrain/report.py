@@ -132,10 +132,12 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict)
         f"- Architecture `{config['architecture']}`, {run['parameters']:,} parameters.",
         f"- {len(history)} epochs, batch {config['batch_size']}, "
         + (
-            f"SGD Nesterov momentum {config['momentum']}, one-cycle learning rate peaking at "
-            f"{config['peak_learning_rate']}, decoupled weight decay {config['weight_decay']}, "
-            f"label smoothing {config['label_smoothing']}, random-crop (2 px) and flip "
-            "augmentation, prediction averaged with the mirrored image."
+            f"SGD Nesterov momentum {config['momentum']}, triangular learning rate peaking at "
+            f"{config['peak_learning_rate']} ({config.get('bias_learning_rate_scale', 1)}x for "
+            f"batch-norm offsets), L2 {config['weight_decay']} on the kernels, lookahead from epoch "
+            f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
+            "random-crop (2 px) and flip augmentation; the prediction averages "
+            + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
             if config["architecture"] == "whitened_convnet"
             else "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
         ),

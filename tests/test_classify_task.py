@@ -165,3 +165,45 @@ def test_sweep_requeues_stuck_jobs_then_gives_up(alice, active_model, settings):
     sweep_stuck_jobs.apply()
     queued.refresh_from_db()
     assert queued.status == Status.FAILED and "abandoned" in queued.error
+
+
+def test_queued_jobs_run_together_in_one_batch(alice, active_model):
+    jobs = [stored(alice) for _ in range(4)]
+    run(jobs[0])
+    for job in jobs:
+        job.refresh_from_db()
+        assert (job.status, job.attempts, job.timings["batch"]) == (Status.DONE, 1, 4)
+    finished = [job.finished_at for job in jobs]
+    for job in jobs[1:]:  # their own messages arrive later and change nothing
+        assert run(job).finished_at in finished
+
+
+def test_a_batch_never_exceeds_its_size(alice, active_model, settings):
+    settings.CLASSIFY_BATCH_SIZE = 2
+    jobs = [stored(alice) for _ in range(3)]
+    run(jobs[0])
+    assert [Classification.objects.get(pk=job.pk).status for job in jobs] == [Status.DONE, Status.DONE, Status.QUEUED]
+
+
+def test_a_bad_image_in_a_batch_fails_alone(alice, active_model):
+    first, broken, last = stored(alice), stored(alice), stored(alice)
+    overwrite(broken.image_key, badimages.truncated_jpeg())
+    run(first)
+    statuses = {job.pk: Classification.objects.get(pk=job.pk) for job in (first, broken, last)}
+    assert statuses[first.pk].status == statuses[last.pk].status == Status.DONE
+    assert statuses[broken.pk].status == Status.FAILED
+    assert statuses[broken.pk].error.startswith("The image could not be read")
+
+
+def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_message(alice, active_model, monkeypatch):
+    import os
+
+    sent = []
+    monkeypatch.setattr(classify, "apply_async", lambda args, countdown: sent.append(args))
+    first, faulty = stored(alice), stored(alice)
+    path = storages["default"].path(faulty.image_key)
+    os.remove(path)
+    os.mkdir(path)
+    assert run(first).status == Status.DONE
+    faulty.refresh_from_db()
+    assert faulty.status == Status.QUEUED and sent == [[str(faulty.pk)]]

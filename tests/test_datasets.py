@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from classifier.preprocessing import load_image_array
-from mltrain.datasets import image_folder_files, load_image_folder, stratified_split
+from mltrain.datasets import image_folder_files, load_image_folder, stratified_sample, stratified_split
 from tests.imagefolder import make_image_folder
 
 
@@ -36,6 +36,17 @@ def test_split_is_stratified_and_deterministic():
     assert not set(train) & set(validation) and len(train) + len(validation) == len(labels)
     _, other_validation = stratified_split(labels, 0.1, seed=8)
     assert set(other_validation) != set(validation)
+
+
+def test_a_limited_training_set_keeps_every_class_in_proportion():
+    labels = np.repeat(np.arange(5), 200)  # listed class by class, as image folders are
+    train, _ = stratified_split(labels, 0.1, seed=7)
+    sample = stratified_sample(train, labels, 100, seed=7)
+    assert len(sample) == 100
+    assert np.bincount(labels[sample]).tolist() == [20] * 5
+    assert set(sample) <= set(train)
+    assert stratified_sample(train, labels, 100, seed=7).tolist() == sample.tolist()
+    assert stratified_sample(train, labels, 10_000, seed=7) is train
 
 
 def test_bad_folders_are_refused(tmp_path):

@@ -15,7 +15,7 @@ def make_run_dir(path: Path, class_names=CLASSES, width=8) -> Path:
     hp.Fixed("width", width)
     logits = architectures.build_whitened_convnet(hp, num_classes=len(class_names))
     path.mkdir(parents=True, exist_ok=True)
-    architectures.with_flip_averaging(logits).save(path / "model.keras")
+    architectures.with_test_time_augmentation(logits).save(path / "model.keras")
     (path / "training.json").write_text(json.dumps({
         "config": {"architecture": "whitened_convnet"}, "class_names": list(class_names), "input_shape": [32, 32, 3],
     }))  # fmt: skip

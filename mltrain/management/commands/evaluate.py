@@ -65,12 +65,13 @@ class Command(BaseCommand):
             run = path.parent / "training.json"
             class_names = json.loads(run.read_text())["class_names"] if run.exists() else None
             return keras.saving.load_model(path, compile=False), class_names
-        from classifier.inference import load_model
+        from classifier.inference import local_artifact
 
         version = ModelVersion.active()
         if version is None:
             raise CommandError("no active model version; pass --model or publish one")
-        return load_model(version), version.class_names
+        # The Keras artifact itself: evaluation measures the model, not a runtime's rendering of it.
+        return keras.saving.load_model(local_artifact(version), compile=False), version.class_names
 
     def print_table(self, metrics):
         self.stdout.write(f"images {metrics['images']}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")

@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
         import keras_tuner
 
-        from mltrain.datasets import stratified_split
+        from mltrain.datasets import stratified_sample, stratified_split
         from mltrain.data_sources import load_dataset
         from mltrain.report import write_report
         from mltrain.training import TrainingConfig, train, worker_output
@@ -94,7 +94,7 @@ class Command(BaseCommand):
             dataset.labels, config.validation_fraction, config.seed
         )
         if options["limit"]:
-            train_index = train_index[: options["limit"]]
+            train_index = stratified_sample(train_index, dataset.labels, options["limit"], config.seed)
         training_set, validation_set = dataset.subset(train_index), dataset.subset(validation_index)
         self.stdout.write(
             f"{config.architecture}: {len(training_set)} training / {len(validation_set)} "

@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from mltrain.data_sources import load_dataset
-        from mltrain.datasets import stratified_split
+        from mltrain.datasets import stratified_sample, stratified_split
         from mltrain.training import TrainingConfig
         from mltrain.tuning import tune
 
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         train_index, validation_index = stratified_split(dataset.labels, config.validation_fraction, config.seed)
         if options["limit"]:
-            train_index = train_index[: options["limit"]]
+            train_index = stratified_sample(train_index, dataset.labels, options["limit"], config.seed)
         self.stdout.write(f"{options['tuner']} search over {config.architecture}, results in {output}")
         if os.environ.get("KERASTUNER_TUNER_ID"):
             self.stdout.write(

@@ -1,0 +1,121 @@
+"""The runtimes a worker can call a model through.
+
+The Keras artifact in the registry is the source of truth. For speed the worker converts it
+once to LiteRT (TensorFlow Lite with the XNNPACK CPU kernels) and caches the converted file
+beside the verified local copy, keyed by the artifact's sha256: it is derived, never edited.
+Keras' `model(...)` stays available (INFERENCE_RUNTIME=keras), as the reference path and for
+anything LiteRT cannot convert.
+"""
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 64  # larger inputs run in chunks of this size
+RUNTIMES = ("litert", "keras")
+
+
+def bucket_size(size: int) -> int:
+    """The interpreter size for a batch of `size`: the next power of two, so a handful of
+    interpreters cover every batch (resizing one costs tens of milliseconds)."""
+    return 1 << max(size - 1, 0).bit_length()
+
+
+class KerasRunner:
+    """Class probabilities through the Keras model itself."""
+
+    runtime = "keras"
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        outputs = [
+            np.asarray(self.model(images[i : i + MAX_BATCH], training=False), dtype=np.float64)
+            for i in range(0, len(images), MAX_BATCH)
+        ]
+        return np.concatenate(outputs) if outputs else np.zeros((0, 0))
+
+
+class LiteRTRunner:
+    """Class probabilities through a LiteRT flatbuffer, one interpreter per batch bucket."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path, self.threads = Path(path), threads or min(os.cpu_count() or 1, 4)
+        self.interpreter_class = Interpreter
+        self.interpreters: dict[int, tuple] = {}
+        self.lock = threading.Lock()  # an interpreter runs one call at a time
+        self.bucket(1)  # fail here, at load time, if the file is not a usable model
+
+    def bucket(self, size: int):
+        if size not in self.interpreters:
+            interpreter = self.interpreter_class(str(self.path), num_threads=self.threads)
+            source = interpreter.get_input_details()[0]
+            interpreter.resize_tensor_input(source["index"], [size, *source["shape"][1:]])
+            interpreter.allocate_tensors()
+            target = interpreter.get_output_details()[0]["index"]
+            self.interpreters[size] = (interpreter, source["index"], target)
+        return self.interpreters[size]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        outputs = []
+        with self.lock:
+            for start in range(0, len(images), MAX_BATCH):
+                chunk = images[start : start + MAX_BATCH]
+                size = bucket_size(len(chunk))
+                interpreter, source, target = self.bucket(size)
+                if size > len(chunk):
+                    chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+                interpreter.set_tensor(source, np.ascontiguousarray(chunk, dtype=np.uint8))
+                interpreter.invoke()
+                real = min(len(images) - start, MAX_BATCH)
+                outputs.append(np.array(interpreter.get_tensor(target)[:real], dtype=np.float64))
+        return np.concatenate(outputs) if outputs else np.zeros((0, 0))
+
+
+def convert_to_litert(model, destination: Path) -> Path:
+    """Write `model` (a loaded Keras model) as a LiteRT flatbuffer at `destination`, atomically,
+    so concurrent workers never read half a file. The input keeps a dynamic batch size."""
+    destination = Path(destination)
+    model(np.zeros((1, *model.input_shape[1:]), dtype=model.inputs[0].dtype))  # the exporter needs a built call
+    partial = destination.with_name(f"{destination.stem}.{os.getpid()}.part.tflite")
+    model.export(str(partial), format="litert", verbose=False)
+    partial.replace(destination)
+    return destination
+
+
+def litert_runner(keras_path: Path) -> LiteRTRunner:
+    """The LiteRT runner for the artifact, converting it on first use; a cached conversion
+    that does not load (a crash mid-write on another filesystem, a LiteRT upgrade) is rebuilt."""
+    import keras
+
+    litert_path = keras_path.with_suffix(".tflite")
+    if litert_path.exists():
+        try:
+            return LiteRTRunner(litert_path)
+        except Exception as exc:
+            log.warning("rebuilding the cached LiteRT model %s: %s", litert_path.name, exc)
+    convert_to_litert(keras.saving.load_model(keras_path, compile=False), litert_path)
+    return LiteRTRunner(litert_path)
+
+
+def runner_for(keras_path: Path, runtime: str):
+    """A runner (uint8 images in, float64 probabilities out) for the Keras artifact at
+    `keras_path`; LiteRT falls back to Keras (logged) when the model cannot be converted."""
+    import keras
+
+    keras_path = Path(keras_path)
+    if runtime == "litert":
+        try:
+            return litert_runner(keras_path)
+        except Exception as exc:  # an operation LiteRT lacks, the package missing: still serve
+            log.warning("LiteRT unavailable for %s, serving through Keras: %s", keras_path.name, exc)
+    return KerasRunner(keras.saving.load_model(keras_path, compile=False))

@@ -105,14 +105,17 @@ def user(api: str, session: requests.Session, deadline: float, tally: Tally, see
                 tally.reads.append(time.monotonic() - read_started)
 
 
-def processes(pattern_sets):
-    """{role: [pid, ...]} of this machine's processes whose command line has all the words."""
+def processes(pattern_sets, session=None):
+    """{role: [pid, ...]} of this machine's processes whose command line has all the words
+    (only those of one session, when given)."""
     found = {role: [] for role in pattern_sets}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if session is not None and os.getsid(int(entry.name)) != session:
+                continue
         except OSError:
             continue
         for role, words in pattern_sets.items():
@@ -136,8 +139,13 @@ def resident_mb(pids) -> float:
 ROLES = {"web": ["manage.py", "runserver"], "gunicorn": ["gunicorn", "imageclass"], "worker": ["celery", "worker"]}
 
 
-def memory():
-    return {role: resident_mb(pids) for role, pids in processes(ROLES).items() if pids}
+def memory(session=None):
+    return {role: resident_mb(pids) for role, pids in processes(ROLES, session).items() if pids}
+
+
+def fail_if_lost(rows):
+    if any(row["lost"] for row in rows):
+        raise SystemExit("jobs were lost")
 
 
 def percentile(values, q):
@@ -193,8 +201,7 @@ def main():
         markdown_table(memory_rows) if memory_rows else "(no web/worker process found on this machine)",
     ])  # fmt: skip
     publish("load", report)
-    if any(row["lost"] for row in rows):
-        raise SystemExit("jobs were lost")
+    fail_if_lost(rows)
 
 
 if __name__ == "__main__":

@@ -187,9 +187,11 @@ class Classification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["owner", "-created_at"], name="classification_history"),
-            models.Index(fields=["owner", "top_label", "-created_at"], name="classification_label"),
-            models.Index(fields=["owner", "status", "-created_at"], name="classification_status"),
+            # Pages sort on (created_at, id) for stable keyset cursors: with the id in the index
+            # MongoDB walks it in order and stops at the page size, with no in-memory sort.
+            models.Index(fields=["owner", "-created_at", "-id"], name="classification_history_keyset"),
+            models.Index(fields=["owner", "top_label", "-created_at", "-id"], name="classification_label_keyset"),
+            models.Index(fields=["owner", "status", "-created_at", "-id"], name="classification_status_keyset"),
             models.Index(fields=["status", "queued_at"], name="classification_sweep_queued"),
             models.Index(fields=["status", "started_at"], name="classification_sweep_running"),
         ]

@@ -1,0 +1,107 @@
+"""End to end: upload-to-result latency (p50/p95/p99) and completed results/s at 1, 8 and 32
+concurrent API clients, for the embedded configuration (`make run`) and the Redis one, each
+started fresh by this script (bench/app.py), with jobs lost (must be 0).
+
+Baseline, measured in the same run: the thesis app's flow, kept here as a bench-only function:
+a synchronous request that reads the model file from storage, loads it, decodes the image and
+predicts, on every call; the same clients call it from threads.
+
+    .venv/bin/python bench/e2e.py [--users 1 8 32] [--seconds 20]
+"""
+
+import argparse
+import io
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from app import CONFIGURATIONS, ROOT, running_app
+from load import fail_if_lost, percentile, photo, run_level
+from tables import markdown_table, publish
+
+SHIPPED_MODEL = ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"
+
+
+def thesis_request(image: bytes) -> str:
+    """The thesis app's request: model from storage on every call, then a synchronous predict."""
+    import keras
+
+    from classifier.preprocessing import decode_image, prepare_image
+
+    with tempfile.NamedTemporaryFile(suffix=".keras") as copy:
+        copy.write(SHIPPED_MODEL.read_bytes())  # the download from object storage
+        copy.flush()
+        model = keras.saving.load_model(copy.name, compile=False)
+    pixels = prepare_image(decode_image(io.BytesIO(image)), (32, 32))
+    return int(np.argmax(model.predict(pixels[None], verbose=0)[0]))
+
+
+def thesis_level(users: int, seconds: float) -> dict:
+    latencies, lock = [], threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(seed):
+        image = photo(seed)
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            thesis_request(image)
+            with lock:
+                latencies.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(users)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return {
+        "users": users, "results/s": round(len(latencies) / elapsed, 2), "p50 ms": round(percentile(latencies, 50), 1),
+        "p95 ms": round(percentile(latencies, 95), 1), "p99 ms": round(percentile(latencies, 99), 1), "lost": 0,
+    }  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=20, help="duration of each level")
+    parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
+    import django
+
+    django.setup()
+
+    baseline = {users: thesis_level(users, args.seconds) for users in args.users}
+    rows = [{"configuration": "thesis flow (baseline)", **baseline[users], "vs baseline": "1.00x / 1.00x"} for users in args.users]
+    for configuration in args.configurations:
+        with running_app(configuration) as (url, _):
+            api = f"{url}/api/v1/"
+            run_level(api, 2, 3)  # warm-up: model conversion, first connections
+            for users in args.users:
+                level = run_level(api, users, args.seconds)
+                base = baseline[users]
+                rows.append({
+                    "configuration": configuration, "users": users, "results/s": level["results/s"],
+                    "p50 ms": level["p50 ms"], "p95 ms": level["p95 ms"], "p99 ms": level["p99 ms"], "lost": level["lost"],
+                    "vs baseline": f"{level['results/s'] / base['results/s']:.2f}x / {base['p50 ms'] / level['p50 ms']:.2f}x",
+                })  # fmt: skip
+    report = "\n\n".join([
+        "# End to end: upload to result",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; {args.seconds:g} s per level. "
+        "`vs baseline`: throughput ratio / p50 latency ratio (higher is better) against the thesis flow "
+        "at the same number of clients.",
+        markdown_table(rows),
+    ])  # fmt: skip
+    publish("e2e", report)
+    fail_if_lost(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""History at scale: bulk-seed results for one user, then time the hot history requests through
+the whole Django stack (in process) with the query plan of each beside its time.
+
+Sizes: 1k, 10k and 50k results on a scratch embedded database (secantusdb), or 10k, 100k and
+1M when MONGODB_URI points at a real MongoDB (a scratch database `imageclass_bench` there,
+dropped at the end).
+
+    .venv/bin/python bench/history.py [--sizes 1000 10000 50000] [--repeats 5]
+"""
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import timedelta
+
+import numpy as np
+from app import ROOT, free_port
+from tables import markdown_table, publish
+
+LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+BENCH_DATABASE = "imageclass_bench"
+
+
+@contextlib.contextmanager
+def database():
+    """(MongoDB URI, engine name): the real server at MONGODB_URI, else a scratch embedded one."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"], "MongoDB"
+        return
+    sys.path.insert(0, str(ROOT))
+    from imageclass.embedded import EmbeddedMongo
+
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as folder:
+        server = EmbeddedMongo(folder, free_port()).start()
+        try:
+            yield server.uri, "secantusdb (embedded)"
+        finally:
+            server.stop()
+
+
+def seed(collection, template: dict, start: int, stop: int, newest):
+    """Results start..stop-1 of the history, one a minute going back from `newest`."""
+    from bson import ObjectId
+
+    chunk = []
+    for n in range(start, stop):
+        document = dict(template)
+        document.update(
+            _id=ObjectId(), created_at=newest - timedelta(minutes=n), top_label=LABELS[n % len(LABELS)],
+            original_filename=f"photo-{n}.jpg", top_probability=0.5 + (n % 50) / 100,
+        )  # fmt: skip
+        chunk.append(document)
+        if len(chunk) == 5000:
+            collection.insert_many(chunk, ordered=False)
+            chunk = []
+    if chunk:
+        collection.insert_many(chunk, ordered=False)
+
+
+def plan_summary(queryset) -> str:
+    """The winning plan as a chain of stages, e.g. `IXSCAN classification_history > FETCH > LIMIT`."""
+    import json
+
+    try:
+        explained = json.loads(queryset.explain())
+    except Exception as exc:  # an engine without explain still gets its timings
+        return f"(no explain: {type(exc).__name__})"
+    planner = explained.get("queryPlanner") or explained.get("stages", [{}])[0].get("$cursor", {}).get("queryPlanner", {})
+    stage, chain = planner.get("winningPlan", {}), []
+    stage = stage.get("queryPlan", stage)
+    while stage:
+        chain.append(" ".join(filter(None, [stage.get("stage"), stage.get("indexName")])))
+        stage = stage.get("inputStage")
+    return " < ".join(chain) or "(plan not reported)"
+
+
+def timed(call, repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times)) * 1000
+
+
+def first_byte(client, url):
+    response = client.get(url)
+    next(iter(response.streaming_content))
+    response.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with database() as (uri, engine):
+        os.environ.update(MONGODB_URI=uri, MONGODB_NAME=BENCH_DATABASE, DJANGO_SETTINGS_MODULE="imageclass.settings")
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.db import connection
+        from django.db.models import Q
+        from django.test import Client
+        from django.utils import timezone
+
+        from accounts.models import ApiToken
+        from classifier import history
+        from classifier.models import Classification
+
+        settings.ALLOWED_HOSTS = ["*"]
+        sizes = args.sizes or ([10_000, 100_000, 1_000_000] if engine == "MongoDB" else [1_000, 10_000, 50_000])
+        call_command("migrate", verbosity=0)
+        owner = get_user_model().objects.create_user("bench", "bench@example.com", "bench password 1")
+        newest = timezone.now()
+        template_job = Classification.objects.create(
+            owner=owner, status="done", image_key="bench/none.jpg", sha256="0" * 64, size=1000, format="JPEG",
+            width=32, height=32, model_name="cifar10 v1", predictions=[{"label": "cat", "probability": 0.9}],
+        )
+        collection = connection.database[Classification._meta.db_table]
+        template = collection.find_one({"_id": template_job.pk})
+        collection.delete_one({"_id": template_job.pk})
+        web, api = Client(), Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(owner)}")
+        web.force_login(owner)
+        mine = Classification.objects.owned_by(owner)
+        ordered = mine.order_by("-created_at", "-id")
+        rows, seeded = [], 0
+        try:
+            for size in sizes:
+                started = time.perf_counter()
+                seed(collection, template, seeded, size, newest)
+                seeded, seconds = size, time.perf_counter() - started
+                deep = ordered[int(size * 0.9)]
+                since, until = (newest - timedelta(minutes=size // 2)).date(), (newest - timedelta(minutes=size // 2 - 1440)).date()
+                cursor = history.encode_cursor(deep)
+                requests = [
+                    ("first history page", lambda: web.get("/history/"), ordered[: history.PAGE_SIZE + 1]),
+                    ("label filter", lambda: web.get("/history/?label=cat"), ordered.filter(top_label="cat")[:25]),
+                    ("filename search", lambda: web.get("/history/?q=photo-77"), ordered.filter(original_filename__icontains="photo-77")[:25]),
+                    ("date range (a day)", lambda: web.get(f"/history/?created_after={since}&created_before={until}"),
+                     ordered.filter(created_at__gte=history.day_start(since), created_at__lt=history.day_start(until))[:25]),
+                    ("API page at 90% depth", lambda: api.get(f"/api/v1/classifications/?cursor=o:{cursor}"),
+                     ordered.filter(Q(created_at__lt=deep.created_at) | Q(created_at=deep.created_at, id__lt=deep.pk))[:25]),
+                    ("CSV export, first byte", lambda: first_byte(web, "/history/export.csv"), ordered),
+                ]  # fmt: skip
+                for name, request, queryset in requests:
+                    rows.append({
+                        "results": f"{size:,}", "request": name, "median ms": round(timed(request, args.repeats), 1),
+                        "query plan": plan_summary(queryset),
+                    })  # fmt: skip
+                print(f"{size:,} results seeded in {seconds:.1f} s", flush=True)
+        finally:
+            if engine == "MongoDB":
+                connection.client.drop_database(BENCH_DATABASE)
+    report = "\n\n".join([
+        f"# History at scale: {engine}",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; one user's results, "
+        f"medians of {args.repeats} requests through the Django stack in process (page size {history.PAGE_SIZE}).",
+        markdown_table(rows),
+    ])  # fmt: skip
+    publish("history" if engine != "MongoDB" else "history-mongodb", report)
+
+
+if __name__ == "__main__":
+    main()

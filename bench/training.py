@@ -1,0 +1,68 @@
+"""Training speed: images/s of one training epoch for the thesis CNN (its recipe: Adam, batch
+32) and for the shipped recipe (whitened_convnet, batch 1024), on the same images, under the
+precision `train` would pick on this machine (bfloat16 where the CPU computes it).
+
+    .venv/bin/python bench/training.py [--images 10240]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from app import ROOT
+from tables import markdown_table, publish
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=10240, help="images in the timed epoch")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
+    import django
+
+    django.setup()
+    import keras
+
+    from mltrain.data_sources import load_dataset
+    from mltrain.datasets import stratified_sample
+    from mltrain.training import (
+        TrainingConfig, build, configure_devices, one_hot, total_steps, training_pipeline,
+    )  # fmt: skip
+
+    dataset = load_dataset("shared-cifar10", (32, 32))
+    chosen = stratified_sample(np.arange(len(dataset)), dataset.labels, args.images, seed=0)
+    images = dataset.subset(chosen)
+    device = configure_devices(None)
+    rows = []
+    for architecture, batch_size in (("thesis_cnn", 32), ("whitened_convnet", 1024)):
+        config = TrainingConfig(architecture=architecture, batch_size=batch_size, epochs=2)
+        data = images if architecture == "thesis_cnn" else one_hot(images)
+        model = build(config, data)
+        pipeline = training_pipeline(data, batch_size, seed=0)
+        model.fit(pipeline.take(3), epochs=1, verbose=0)  # warm-up: tracing and allocation
+        started = time.perf_counter()
+        model.fit(pipeline, epochs=1, verbose=0)
+        seconds = time.perf_counter() - started
+        trained = total_steps(config, data) // config.epochs * batch_size
+        rows.append({
+            "recipe": architecture, "batch": batch_size, "parameters": f"{model.count_params():,}",
+            "images/s": round(trained / seconds, 1), "45k-image epoch s": round(45000 * seconds / trained, 1),
+        })  # fmt: skip
+        keras.backend.clear_session()
+    rows[1]["vs thesis"] = f"{rows[1]['images/s'] / rows[0]['images/s']:.2f}x"
+    rows[0]["vs thesis"] = "1.00x"
+    report = "\n\n".join([
+        "# Training speed",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, {device}, "
+        f"precision {keras.mixed_precision.global_policy().name}; one epoch of {len(images)} CIFAR-10 images.",
+        markdown_table(rows),
+    ])  # fmt: skip
+    publish("training", report)
+
+
+if __name__ == "__main__":
+    main()

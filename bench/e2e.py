@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from app import CONFIGURATIONS, ROOT, running_app
-from load import fail_if_lost, percentile, photo, run_level
+from load import fail_if_lost, percentile, photo, run_clients, run_level
 from tables import markdown_table, publish
 
 SHIPPED_MODEL = ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"
@@ -53,13 +53,7 @@ def thesis_level(users: int, seconds: float) -> dict:
             with lock:
                 latencies.append(time.monotonic() - started)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(users)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    elapsed = run_clients(client, [(i,) for i in range(users)])
     return {
         "users": users, "results/s": round(len(latencies) / elapsed, 2), "p50 ms": round(percentile(latencies, 50), 1),
         "p95 ms": round(percentile(latencies, 95), 1), "p99 ms": round(percentile(latencies, 99), 1), "lost": 0,

@@ -152,18 +152,23 @@ def percentile(values, q):
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def run_level(api, users, seconds):
-    tally = Tally()
-    run = uuid.uuid4().hex[:8]
-    sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
-    deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=user, args=(api, s, deadline, tally, i)) for i, s in enumerate(sessions)]
+def run_clients(client, argument_lists) -> float:
+    """Run `client(*arguments)` in one thread per argument list; the seconds until all end."""
+    threads = [threading.Thread(target=client, args=arguments) for arguments in argument_lists]
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
+    return time.monotonic() - started
+
+
+def run_level(api, users, seconds):
+    tally = Tally()
+    run = uuid.uuid4().hex[:8]
+    sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
+    deadline = time.monotonic() + seconds
+    elapsed = run_clients(user, [(api, s, deadline, tally, i) for i, s in enumerate(sessions)])
     return {
         "users": users,
         "seconds": round(elapsed, 1),

@@ -23,6 +23,7 @@ from tables import markdown_table, publish
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 8, 32, 256)
 AGREEMENT_IMAGES = 1000
+THESIS_FLOPS = 0.3076e9  # the thesis CNN, counted the same way
 
 
 def timed_calls(call, seconds: float, minimum: int = 10) -> list[float]:
@@ -34,6 +35,23 @@ def timed_calls(call, seconds: float, minimum: int = 10) -> list[float]:
         call()
         times.append(time.perf_counter() - begin)
     return times
+
+
+def flops_per_image(model) -> float:
+    """Multiply-adds x 2 of the convolutions and dense layers, counting a nested model once per
+    call (the test-time-augmented model calls its network once per view)."""
+    import keras
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += len(layer._inbound_nodes) * flops_per_image(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, height, width, channels_out = layer.output.shape
+            total += 2 * height * width * channels_out * np.prod(layer.kernel_size) * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * np.prod(layer.kernel.shape)
+    return float(total)
 
 
 def validation_images(run: dict, count: int):
@@ -63,6 +81,7 @@ def main():
     run = json.loads((args.model.parent / "training.json").read_text())
     model = keras.saving.load_model(args.model, compile=False)
     images, labels = validation_images(run, AGREEMENT_IMAGES)
+    flops = flops_per_image(model)
     scratch = Path(tempfile.mkdtemp()) / "model.keras"  # the conversion is cached beside its input
     shutil.copy(args.model, scratch)
     paths = {
@@ -90,6 +109,10 @@ def main():
         "",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, "
         f"Keras {keras.__version__}; medians over >= {args.seconds:g} s per row",
+        "",
+        f"{flops / 1e9:.3f} GFLOP per image ({flops / THESIS_FLOPS:.2f}x the thesis network's 0.31), so the "
+        f"performance issue's targets scale to: batch 1 <= {flops / THESIS_FLOPS:.2f} ms, batch 256 >= "
+        f"{1300 * THESIS_FLOPS / flops:.0f} images/s in fp32 ({4000 * THESIS_FLOPS / flops:.0f} with int8/bf16).",
         "",
         markdown_table(rows),
         "",

@@ -136,7 +136,7 @@ def resident_mb(pids) -> float:
     return total / 1024
 
 
-ROLES = {"web": ["manage.py", "runserver"], "gunicorn": ["gunicorn", "imageclass"], "worker": ["celery", "worker"]}
+ROLES = {"web": ["gunicorn", "imageclass"], "worker": ["celery", "worker"]}
 
 
 def memory(session=None):

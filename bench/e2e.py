@@ -1,6 +1,7 @@
 """End to end: upload-to-result latency (p50/p95/p99) and completed results/s at 1, 8 and 32
 concurrent API clients, for the embedded configuration (`make run`) and the Redis one, each
-started fresh by this script (bench/app.py), with jobs lost (must be 0).
+started fresh by this script (bench/app.py), with jobs lost (must be 0). Clients either poll
+for their result every 20 ms or ask once with `?wait=5`.
 
 Baseline, measured in the same run: the thesis app's flow, kept here as a bench-only function:
 a synchronous request that reads the model file from storage, loads it, decodes the image and
@@ -11,6 +12,7 @@ predicts, on every call; the same clients call it from threads.
 
 import argparse
 import io
+import itertools
 import os
 import platform
 import sys
@@ -25,6 +27,8 @@ from load import fail_if_lost, percentile, photo, run_clients, run_level
 from tables import markdown_table, publish
 
 SHIPPED_MODEL = ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"
+# How clients learn their result: polling every 20 ms, or one request that waits for the end.
+CLIENTS = (("polling", 0), ("?wait=5", 5))
 
 
 def thesis_request(image: bytes) -> str:
@@ -78,11 +82,11 @@ def main():
         with running_app(configuration) as (url, _):
             api = f"{url}/api/v1/"
             run_level(api, 2, 3)  # warm-up: model conversion, first connections
-            for users in args.users:
-                level = run_level(api, users, args.seconds)
+            for (label, wait), users in itertools.product(CLIENTS, args.users):
+                level = run_level(api, users, args.seconds, wait)
                 base = baseline[users]
                 rows.append({
-                    "configuration": configuration, "users": users, "results/s": level["results/s"],
+                    "configuration": f"{configuration}, {label}", "users": users, "results/s": level["results/s"],
                     "p50 ms": level["p50 ms"], "p95 ms": level["p95 ms"], "p99 ms": level["p99 ms"], "lost": level["lost"],
                     "vs baseline": f"{level['results/s'] / base['results/s']:.2f}x / {base['p50 ms'] / level['p50 ms']:.2f}x",
                 })  # fmt: skip

@@ -65,7 +65,9 @@ def sign_up(api: str, name: str) -> requests.Session:
     return session
 
 
-def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int):
+def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int, wait: float = 0):
+    """Upload, then poll every POLL_SECONDS until the result (or, with `wait`, ask the API to
+    answer when the job ends), and read the history every fifth time."""
     images = [photo(seed * 100 + i) for i in range(20)]
     n = 0
     while time.monotonic() < deadline:
@@ -83,9 +85,10 @@ def user(api: str, session: requests.Session, deadline: float, tally: Tally, see
             tally.accepted += 1
         detail = f"{api}classifications/{response.json()['id']}/"
         while True:
-            time.sleep(POLL_SECONDS)
+            if not wait:
+                time.sleep(POLL_SECONDS)
             try:
-                status = session.get(detail, timeout=30).json()["status"]
+                status = session.get(detail, params={"wait": wait} if wait else None, timeout=30).json()["status"]
             except (requests.RequestException, ValueError, KeyError) as exc:
                 tally.error(f"poll {type(exc).__name__}")
                 continue
@@ -163,12 +166,12 @@ def run_clients(client, argument_lists) -> float:
     return time.monotonic() - started
 
 
-def run_level(api, users, seconds):
+def run_level(api, users, seconds, wait: float = 0):
     tally = Tally()
     run = uuid.uuid4().hex[:8]
     sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
     deadline = time.monotonic() + seconds
-    elapsed = run_clients(user, [(api, s, deadline, tally, i) for i, s in enumerate(sessions)])
+    elapsed = run_clients(user, [(api, s, deadline, tally, i, wait) for i, s in enumerate(sessions)])
     return {
         "users": users,
         "seconds": round(elapsed, 1),

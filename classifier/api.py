@@ -1,5 +1,6 @@
 """REST API v1 for classifications: the same model methods, forms and access rules as the web."""
 
+import redis
 from django import forms
 from django.http import Http404
 from django.urls import reverse
@@ -11,7 +12,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import history
+from classifier import history, notify
 from imageclass import api_examples as examples
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
@@ -85,6 +86,25 @@ def form_errors(form) -> dict:
     return {"detail": detail, **errors}
 
 
+def wait_seconds(request) -> float:
+    raw = request.query_params.get("wait", "")
+    try:
+        wait = float(raw) if raw else 0.0
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= notify.MAX_WAIT:  # also refuses nan and inf
+        raise serializers.ValidationError({"wait": [f"A number of seconds from 0 to {notify.MAX_WAIT:g}."]})
+    return wait
+
+
+def wait_for_end(pk, seconds: float) -> bool:
+    """Wait for the job's end signal; an unreachable Redis answers at once with the job as it is."""
+    try:
+        return notify.wait_for_end(pk, seconds)
+    except redis.RedisError:
+        return False
+
+
 def page_response(request, queryset):
     cursor = request.query_params.get("cursor", "")
     direction, _, position = cursor.partition(":")
@@ -149,9 +169,19 @@ class ClassificationListView(APIView):
 class ClassificationDetailView(APIView):
     throttle_scope = "read"
 
-    @extend_schema(responses=ClassificationSerializer, summary="One result (poll until finished)", examples=examples.DETAIL)
+    @extend_schema(
+        responses=ClassificationSerializer, summary="One result (poll until finished, or wait for it)",
+        parameters=[OpenApiParameter(
+            "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
+            "before answering: one request instead of many polls",
+        )],
+        examples=examples.DETAIL,
+    )  # fmt: skip
     def get(self, request, pk):
         classification = visible_classification(request, pk)
+        wait = wait_seconds(request)
+        if wait and not classification.is_finished and wait_for_end(classification.pk, wait):
+            classification.refresh_from_db()
         return Response(ClassificationSerializer(classification, context={"request": request}).data)
 
     @extend_schema(responses={204: None}, summary="Delete a result and its image")

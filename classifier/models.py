@@ -13,6 +13,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Share
+from classifier import notify
 from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,14 @@ class BrokerUnavailable(ServiceUnavailable):
 
 class StorageUnavailable(ServiceUnavailable):
     """The image could not be stored."""
+
+
+def signal_ended(pk):
+    """Wake requests waiting for this job; a lost signal only means they wait out their time."""
+    try:
+        notify.job_ended(pk)
+    except Exception as exc:  # Redis or the disk: the outcome is stored, which is what matters
+        log.warning("could not signal the end of job %s: %s", pk, exc)
 
 
 class ClassificationQuerySet(models.QuerySet):
@@ -326,9 +335,10 @@ class Classification(models.Model):
         now = timezone.now()
         found = Classification.objects.filter(pk=self.pk, status=self.status)
         if self.requeues >= settings.SWEEP_MAX_REQUEUES or self.attempts >= settings.CLASSIFY_MAX_ATTEMPTS:
-            found.update(
+            if found.update(
                 status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
-            )
+            ):
+                signal_ended(self.pk)
             return False
         return bool(found.update(status=self.Status.QUEUED, queued_at=now, requeues=models.F("requeues") + 1))
 
@@ -357,6 +367,7 @@ class Classification(models.Model):
         ended = Classification.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
         if ended:
             self.refresh_from_db()
+            signal_ended(self.pk)
         return bool(ended)
 
     def read_image(self) -> bytes:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
 
+from classifier import notify
 from classifier.models import Classification
 from imageclass.storage import STORAGE_ERRORS
 
@@ -205,4 +206,5 @@ def sweep_stuck_jobs():
     for job in stuck:
         if job.requeue():
             classify.delay(str(job.pk))
+    notify.prune_markers()
     return len(stuck)

@@ -107,11 +107,12 @@ def worker(env, *extra) -> subprocess.Popen:
 
 
 def web_server(port: int, env) -> subprocess.Popen:
-    """gunicorn, as in production, threaded: Django's runserver took 44 ms to answer /healthz
-    here against gunicorn's 1.8 ms (bench/results/e2e.md shows what that does end to end)."""
+    """gunicorn, as in production: Django's runserver took 44 ms to answer /healthz here against
+    gunicorn's 1.8 ms. Many threads, because API clients may hold a request open while waiting
+    for their result (?wait=)."""
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "imageclass.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--access-logfile", "-"],
+         "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--access-logfile", "-"],
         env=env, cwd=BASE_DIR,
     )  # fmt: skip
 

@@ -1,0 +1,104 @@
+"""GET /api/v1/classifications/{id}/?wait=N: the answer comes when the job ends (signalled by
+marker files without Redis, through Redis with it), or after N seconds with the job as it is."""
+
+import threading
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken
+from classifier import notify
+from classifier.models import Classification
+from tests import badimages
+from tests.test_worker import REDIS_URL, redis_available
+
+Status = Classification.Status
+
+
+@pytest.fixture
+def api(alice):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(alice)}")
+    return client
+
+
+@pytest.fixture
+def queued(alice):
+    return Classification.store(badimages.jpeg(), owner=alice, filename="photo.jpg")
+
+
+def end_later(job, delay):
+    def end():
+        time.sleep(delay)
+        job.claim()
+        job.fail("ended by the test")
+
+    thread = threading.Thread(target=end)
+    thread.start()
+    return thread
+
+
+def timed_get(api, job, wait):
+    started = time.monotonic()
+    response = api.get(f"/api/v1/classifications/{job.pk}/", {"wait": wait})
+    return response, time.monotonic() - started
+
+
+def test_a_wait_answers_when_the_job_ends(api, queued):
+    thread = end_later(queued, 0.3)
+    response, seconds = timed_get(api, queued, 5)
+    thread.join()
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert 0.25 < seconds < 3
+
+
+def test_a_wait_that_runs_out_answers_with_the_job_as_it_is(api, queued):
+    response, seconds = timed_get(api, queued, 0.3)
+    assert response.status_code == 200 and response.json()["status"] == "queued"
+    assert seconds >= 0.3
+
+
+def test_a_finished_job_answers_at_once(api, queued):
+    queued.claim()
+    queued.fail("done before the request")
+    response, seconds = timed_get(api, queued, 5)
+    assert response.json()["status"] == "failed" and seconds < 1
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "11", "nan", "inf"])
+def test_a_bad_wait_is_refused(api, queued, wait):
+    response = api.get(f"/api/v1/classifications/{queued.pk}/", {"wait": wait})
+    assert response.status_code == 400 and "wait" in response.json()
+
+
+def test_waiting_on_someone_elses_job_is_a_404(api, bob):
+    job = Classification.store(badimages.jpeg(), owner=bob, filename="theirs.jpg")
+    response, seconds = timed_get(api, job, 5)
+    assert response.status_code == 404 and seconds < 1
+
+
+def test_through_redis_every_waiter_wakes(api, queued, settings):
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    settings.REDIS_URL = REDIS_URL
+    woken = []
+    waiters = [threading.Thread(target=lambda: woken.append(notify.wait_for_end(queued.pk, 5))) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    end_later(queued, 0.3).join()
+    response, seconds = timed_get(api, queued, 5)  # a late waiter still sees the signal
+    for waiter in waiters:
+        waiter.join()
+    assert woken == [True, True] and response.json()["status"] == "failed" and seconds < 1
+
+
+def test_old_markers_are_pruned(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    notify.job_ended("old")
+    notify.job_ended("new")
+    notify.prune_markers(now=time.time() + notify.MARKER_LIFETIME + 1)
+    assert not (tmp_path / "ended" / "old").exists() and not (tmp_path / "ended" / "new").exists()
+    notify.job_ended("fresh")
+    notify.prune_markers()
+    assert (tmp_path / "ended" / "fresh").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 from PIL import Image
 
@@ -270,16 +270,26 @@ class Classification(models.Model):
     def claim(self, stale_before=None) -> bool:
         """Take the job for this worker: queued, or running but abandoned (started before
         `stale_before`, i.e. its worker died). One conditional update: only one worker wins."""
-        now = timezone.now()
-        claimable = models.Q(status=self.Status.QUEUED)
+        claimable = [{"status": self.Status.QUEUED}]
         if stale_before is not None:
-            claimable |= models.Q(status=self.Status.RUNNING, started_at__lt=stale_before)
-        won = Classification.objects.filter(claimable, pk=self.pk).update(
-            status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1
-        )
+            claimable.append({"status": self.Status.RUNNING, "started_at": {"$lt": stale_before}})
+        won = self.transition({"$or": claimable}, increment=["attempts"], status=self.Status.RUNNING, started_at=timezone.now())
         if won:
             self.refresh_from_db()
-        return bool(won)
+        return won
+
+    def transition(self, condition: dict, increment=(), **changes) -> bool:
+        """Apply `changes` (and +1 to the `increment` fields) only while the stored job meets
+        `condition` (MongoDB filter on status and times): True when it did. One update_one on
+        the plain _id, which every engine answers from the _id index: the ORM's update spells
+        the filter as $and, which the embedded engine answers by scanning every job."""
+        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
+        fields = {name: self._meta.get_field(name) for name in values}
+        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
+        if increment:
+            update["$inc"] = {self._meta.get_field(name).column: 1 for name in increment}
+        collection = connection.database[self._meta.db_table]
+        return collection.update_one({"_id": self.pk, **condition}, update).matched_count == 1
 
     @classmethod
     def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:
@@ -288,8 +298,9 @@ class Classification(models.Model):
         them finished and do nothing."""
         if limit <= 0:
             return []
-        waiting = cls.objects.filter(status=cls.Status.QUEUED).exclude(pk__in=list(exclude))
-        candidates = [cls(pk=pk) for pk in waiting.order_by("queued_at").values_list("pk", flat=True)[:limit]]
+        # `exclude` is left out of the query: a plain status filter stays on the index.
+        waiting = cls.objects.filter(status=cls.Status.QUEUED).order_by("queued_at").values_list("pk", flat=True)
+        candidates = [cls(pk=pk) for pk in waiting[: limit + len(exclude)] if pk not in exclude][:limit]
         return [job for job in candidates if job.claim()]
 
     def can_view(self, request) -> bool:
@@ -333,14 +344,18 @@ class Classification(models.Model):
         often (False). Conditional on the status it was found in, so a job that moved on
         meanwhile is left alone."""
         now = timezone.now()
-        found = Classification.objects.filter(pk=self.pk, status=self.status)
+        found = {"status": self.status}
         if self.requeues >= settings.SWEEP_MAX_REQUEUES or self.attempts >= settings.CLASSIFY_MAX_ATTEMPTS:
-            if found.update(
-                status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
+            if self.transition(
+                found, status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
             ):
                 signal_ended(self.pk)
             return False
-        return bool(found.update(status=self.Status.QUEUED, queued_at=now, requeues=models.F("requeues") + 1))
+        return self.transition(found, increment=["requeues"], status=self.Status.QUEUED, queued_at=now)
+
+    def release(self) -> bool:
+        """Give a running job back to the queue (a retry, or a batch companion's second chance)."""
+        return self.transition({"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now())
 
     def finish(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key="") -> bool:
         top = predictions[0]
@@ -364,7 +379,7 @@ class Classification(models.Model):
     def _end(self, **fields) -> bool:
         """Record the outcome, but only over a job that is still running (never twice)."""
         fields["finished_at"] = timezone.now()
-        ended = Classification.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
+        ended = self.transition({"status": self.Status.RUNNING}, **fields)
         if ended:
             self.refresh_from_db()
             signal_ended(self.pk)

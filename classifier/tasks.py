@@ -116,9 +116,7 @@ def end_with_error(job: Classification, exc: Exception) -> bool:
 def requeue_now(job: Classification):
     """Give a job taken into another's batch back to the queue, with a message of its own
     (the one it came with may already have been consumed while it ran)."""
-    if Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=Status.QUEUED, queued_at=timezone.now()
-    ):
+    if job.release():
         classify.apply_async(args=[str(job.pk)], countdown=1)
 
 
@@ -187,9 +185,7 @@ def classify(self, classification_id: str):
         return
     log.warning("classification %s: transient error, retrying: %s", job.pk, exc)
     # Back to queued, so the retry can claim it again.
-    Classification.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=Status.QUEUED, queued_at=timezone.now()
-    )
+    job.release()
     raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
 
 

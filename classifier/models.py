@@ -273,7 +273,11 @@ class Classification(models.Model):
         claimable = [{"status": self.Status.QUEUED}]
         if stale_before is not None:
             claimable.append({"status": self.Status.RUNNING, "started_at": {"$lt": stale_before}})
-        won = self.transition({"$or": claimable}, increment=["attempts"], status=self.Status.RUNNING, started_at=timezone.now())
+        # One plain condition at a time: with $or the embedded engine scans every job.
+        won = any(
+            self.transition(condition, increment=["attempts"], status=self.Status.RUNNING, started_at=timezone.now())
+            for condition in claimable
+        )
         if won:
             self.refresh_from_db()
         return won

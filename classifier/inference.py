@@ -35,7 +35,8 @@ class NoActiveModel(Exception):
 
 def local_artifact(version: ModelVersion) -> Path:
     """A verified local copy of the version's artifact (Keras loads from a file path)."""
-    path = Path(settings.MODEL_CACHE_DIR) / f"{version.pk}-{version.artifact_sha256[:16]}.keras"
+    # Named by content: versions with the same artifact share one copy (and one conversion).
+    path = Path(settings.MODEL_CACHE_DIR) / f"{version.artifact_sha256}.keras"
     if path.exists():
         return path
     try:

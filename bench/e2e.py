@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from app import CONFIGURATIONS, ROOT, running_app

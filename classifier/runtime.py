@@ -16,7 +16,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64  # larger inputs run in chunks of this size
-RUNTIMES = ("litert", "keras")
 
 
 def bucket_size(size: int) -> int:
@@ -25,39 +24,36 @@ def bucket_size(size: int) -> int:
     return 1 << max(size - 1, 0).bit_length()
 
 
+def in_chunks(predict, images: np.ndarray) -> np.ndarray:
+    """float64 probabilities of `images`, predicted MAX_BATCH at a time."""
+    outputs = [np.asarray(predict(images[i : i + MAX_BATCH]), dtype=np.float64) for i in range(0, len(images), MAX_BATCH)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0))
+
+
 class KerasRunner:
     """Class probabilities through the Keras model itself."""
-
-    runtime = "keras"
 
     def __init__(self, model):
         self.model = model
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        outputs = [
-            np.asarray(self.model(images[i : i + MAX_BATCH], training=False), dtype=np.float64)
-            for i in range(0, len(images), MAX_BATCH)
-        ]
-        return np.concatenate(outputs) if outputs else np.zeros((0, 0))
+        return in_chunks(lambda chunk: self.model(chunk, training=False), images)
 
 
 class LiteRTRunner:
     """Class probabilities through a LiteRT flatbuffer, one interpreter per batch bucket."""
 
-    runtime = "litert"
-
     def __init__(self, path: Path, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path, self.threads = Path(path), threads or min(os.cpu_count() or 1, 4)
-        self.interpreter_class = Interpreter
         self.interpreters: dict[int, tuple] = {}
         self.lock = threading.Lock()  # an interpreter runs one call at a time
         self.bucket(1)  # fail here, at load time, if the file is not a usable model
 
     def bucket(self, size: int):
+        from ai_edge_litert.interpreter import Interpreter
+
         if size not in self.interpreters:
-            interpreter = self.interpreter_class(str(self.path), num_threads=self.threads)
+            interpreter = Interpreter(str(self.path), num_threads=self.threads)
             source = interpreter.get_input_details()[0]
             interpreter.resize_tensor_input(source["index"], [size, *source["shape"][1:]])
             interpreter.allocate_tensors()
@@ -65,20 +61,18 @@ class LiteRTRunner:
             self.interpreters[size] = (interpreter, source["index"], target)
         return self.interpreters[size]
 
+    def predict(self, chunk: np.ndarray) -> np.ndarray:
+        """Probabilities for at most MAX_BATCH images, zero-padded up to the interpreter's size."""
+        size = bucket_size(len(chunk))
+        interpreter, source, target = self.bucket(size)
+        padding = np.zeros((size - len(chunk), *chunk.shape[1:]), np.uint8)
+        interpreter.set_tensor(source, np.ascontiguousarray(np.concatenate([chunk, padding]), dtype=np.uint8))
+        interpreter.invoke()
+        return interpreter.get_tensor(target)[: len(chunk)].copy()
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        outputs = []
         with self.lock:
-            for start in range(0, len(images), MAX_BATCH):
-                chunk = images[start : start + MAX_BATCH]
-                size = bucket_size(len(chunk))
-                interpreter, source, target = self.bucket(size)
-                if size > len(chunk):
-                    chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-                interpreter.set_tensor(source, np.ascontiguousarray(chunk, dtype=np.uint8))
-                interpreter.invoke()
-                real = min(len(images) - start, MAX_BATCH)
-                outputs.append(np.array(interpreter.get_tensor(target)[:real], dtype=np.float64))
-        return np.concatenate(outputs) if outputs else np.zeros((0, 0))
+            return in_chunks(self.predict, images)
 
 
 def convert_to_litert(model, destination: Path) -> Path:

@@ -148,7 +148,7 @@ def build_whitened_convnet(
     return model
 
 
-def with_test_time_augmentation(logits_model: keras.Model, translate: bool = True) -> keras.Model:
+def with_test_time_augmentation(logits_model: keras.Model, translate: bool = False) -> keras.Model:
     """The serving model: raw uint8 pixels in, the softmax of logits averaged over augmented
     views out. The image and its mirror image weigh 1/2; with `translate`, the same pair
     shifted one pixel up-left and one pixel down-right (reflect-padded) weighs the other 1/2."""

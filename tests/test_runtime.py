@@ -65,3 +65,27 @@ def test_a_model_litert_cannot_convert_is_served_through_keras(tmp_path, monkeyp
 
 def test_the_keras_runtime_can_be_chosen(artifact):
     assert isinstance(runner_for(artifact, "keras"), KerasRunner)
+
+
+def test_the_six_view_model_converts_and_agrees(tmp_path):
+    import keras_tuner
+
+    from mltrain import architectures
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("width", 8)
+    logits = architectures.build_whitened_convnet(hp, num_classes=3)
+    six_views = architectures.with_test_time_augmentation(logits, translate=True)
+    six_views.save(tmp_path / "model.keras")
+    batch = images(5)
+    mirrored_shifts = keras.ops.softmax(
+        (logits(batch) + logits(batch[:, :, ::-1])) / 4
+        + sum(logits(view) + logits(view[:, :, ::-1]) for view in shifted(batch)) / 8
+    )
+    np.testing.assert_allclose(six_views(batch), mirrored_shifts, atol=1e-5)
+    np.testing.assert_allclose(runner_for(tmp_path / "model.keras", "litert")(batch), mirrored_shifts, atol=1e-4)
+
+
+def shifted(batch):
+    padded = np.pad(batch, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    return padded[:, :32, :32], padded[:, 2:, 2:]

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
-REPORT_FILES = ("metrics.json", "curves.png", "confusion_matrix.png", "MODEL_CARD.md", "training.json")
+REPORT_FILES = (
+    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "MODEL_CARD.md", "training.json",
+)  # fmt: skip
 
 
 def models_storage():

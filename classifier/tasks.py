@@ -126,6 +126,8 @@ def preload_model(**kwargs):
     not wait for it (TensorFlow state must not be shared across a fork)."""
     from classifier.inference import serving_model
 
+    if not settings.PRELOAD_MODEL:
+        return
     try:
         version, _ = serving_model()
         log.info("worker process ready with %s", version)

@@ -94,15 +94,26 @@ def manage(*args, env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR)
 
 
-def worker(env, *extra) -> subprocess.Popen:
+def worker(env) -> subprocess.Popen:
     """A Celery worker for the inference queue, with the periodic sweep (beat) embedded."""
     from django.conf import settings
 
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
-         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--beat",
-         "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule"), *extra],
+         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", "inference@%h", "--beat",
+         "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
         env=env, cwd=BASE_DIR,
+    )  # fmt: skip
+
+
+def training_worker(env) -> subprocess.Popen:
+    """A Celery worker for the training queue (training jobs, exports), one task at a time."""
+    from django.conf import settings
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
+         "--queues", settings.TRAINING_QUEUE, "--hostname", "training@%h", "--concurrency", "1"],
+        env={**env, "PRELOAD_MODEL": "false"}, cwd=BASE_DIR,
     )  # fmt: skip
 
 
@@ -158,6 +169,7 @@ def run(port: int):
             if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
         children.append(worker(env))
+        children.append(training_worker(env))
         children.append(web_server(port, env))
         print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
         while all(child.poll() is None for child in children):

@@ -234,6 +234,10 @@ MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", 40, minimum=1, maximum=200) *
 FETCH_CONNECT_TIMEOUT = env_float("FETCH_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=60)
 FETCH_READ_TIMEOUT = env_float("FETCH_READ_TIMEOUT", 10.0, minimum=0.1, maximum=120)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
+# Training datasets uploaded in the admin (zip of class folders; see mltrain.archive).
+TRAINING_ZIP_MAX_BYTES = env_int("TRAINING_ZIP_MAX_MB", 500, minimum=1) * 1024 * 1024
+TRAINING_ZIP_MAX_FILES = env_int("TRAINING_ZIP_MAX_FILES", 50_000, minimum=2)
+TRAINING_ZIP_MAX_UNPACKED_BYTES = env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 4096, minimum=1) * 1024 * 1024
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport in var/broker.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
@@ -263,6 +267,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "inference")
+# Training and exports run on their own worker (`--queues training`): an hour-long run must
+# never hold up classification.
+TRAINING_QUEUE = "training"
+CELERY_TASK_ROUTES = {"mltrain.tasks.*": {"queue": TRAINING_QUEUE}}
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
 CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 60, minimum=1)
 CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 90, minimum=2)
@@ -286,6 +294,8 @@ SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shippe
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # litert: the active Keras model converted once to LiteRT (XNNPACK), about 20x faster per image
 # at batch 1 than Keras; keras: the Keras model itself (the reference).
+# Inference workers load the active model right after fork; the training worker need not.
+PRELOAD_MODEL = env_bool("PRELOAD_MODEL", True)
 INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert", choices=("litert", "keras"))
 
 STATIC_URL = "static/"

@@ -23,3 +23,33 @@ def load_dataset(source: str, image_size: tuple[int, int], stdout=None):
     if stdout:
         stdout.write(f"decoding images under {folder} ...")
     return load_image_folder(folder, image_size)
+
+
+def backbone_weights(backbone: str, weights: str | None) -> str:
+    """The --weights of train_transfer, with its defaults resolved: ImageNet for Keras
+    backbones, the shipped model for ours ('active': a local copy of the active version)."""
+    if backbone != "imageclass":
+        return weights or "imagenet"
+    if weights == "active":
+        from classifier.inference import local_artifact
+        from classifier.models import ModelVersion
+
+        active = ModelVersion.active()
+        if active is None:
+            raise ValueError("no model is active")
+        return str(local_artifact(active))
+    path = Path(weights) if weights else Path(settings.SHIPPED_MODEL_DIR) / "model.keras"
+    if not path.is_file():
+        raise ValueError(f"{path} is not a model file")
+    return str(path)
+
+
+def held_out_by(dataset, run_dir: Path):
+    """The images a finished `train` run held out for validation (its split, recomputed)."""
+    import json
+
+    from mltrain.datasets import stratified_split
+
+    config = json.loads((Path(run_dir) / "training.json").read_text())["config"]
+    _, validation = stratified_split(dataset.labels, config["validation_fraction"], config["seed"])
+    return dataset.subset(validation)

@@ -34,6 +34,17 @@ class Dataset:
     def subset(self, indexes):
         return Dataset(self.images[indexes], self.labels[indexes], self.class_names)
 
+    def only_classes(self, names: list[str]) -> "Dataset":
+        """The images of these classes, labelled in the order given."""
+        unknown = sorted(set(names) - set(self.class_names))
+        if unknown or len(names) < 2:
+            raise ValueError(f"choose at least two of {', '.join(self.class_names)} (unknown: {', '.join(unknown)})")
+        old = [self.class_names.index(name) for name in names]
+        keep = np.isin(self.labels, old)
+        relabel = np.zeros(len(self.class_names), np.int32)
+        relabel[old] = np.arange(len(names))
+        return Dataset(self.images[keep], relabel[self.labels[keep]], list(names))
+
 
 def image_folder_files(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
     """List `<root>/<class>/<image>` files; classes are the sorted subfolder names."""

@@ -1,7 +1,8 @@
 """Evaluation report written next to every trained model.
 
 metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix), curves.png
-(accuracy and loss, train vs validation), confusion_matrix.png and MODEL_CARD.md.
+(accuracy and loss, train vs validation), confusion_matrix.png, misclassified.npz (examples of
+each confusion-matrix cell, for the model's quality page) and MODEL_CARD.md.
 """
 
 import csv
@@ -16,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 EVALUATION_BATCH = 256
+EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
+EXAMPLE_SIDE = 96  # larger images are kept as thumbnails of this side
 
 
 def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
@@ -43,6 +46,31 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
         },
         "confusion_matrix": confusion.tolist(),
         "class_names": list(class_names),
+    }
+
+
+def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
+    """Up to EXAMPLES_PER_CELL misclassified validation images per (true, predicted) pair, the
+    most confident mistakes first: they say most about what the model gets wrong."""
+    from PIL import Image
+
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    chosen = []
+    for true, guess in sorted({(int(t), int(p)) for t, p in zip(dataset.labels, predicted) if t != p}):
+        cell = np.flatnonzero((dataset.labels == true) & (predicted == guess))
+        chosen += list(cell[np.argsort(-confidence[cell], kind="stable")][:EXAMPLES_PER_CELL])
+    side = min(EXAMPLE_SIDE, dataset.images.shape[1])
+    images = np.zeros((len(chosen), side, side, 3), np.uint8)
+    for row, index in enumerate(chosen):
+        image = Image.fromarray(dataset.images[index])
+        images[row] = np.asarray(image.resize((side, side), Image.Resampling.LANCZOS) if image.width != side else image)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    return {
+        "images": images,
+        "true": dataset.labels[chosen].astype(np.int32),
+        "predicted": predicted[chosen].astype(np.int32),
+        "probability": confidence[chosen].astype(np.float32),
     }
 
 
@@ -114,6 +142,20 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores (CPU only)"
 
 
+def cifar_recipe(config: dict) -> str:
+    """The recipe of a `train` run (`train_transfer` runs describe theirs in training.json)."""
+    if config["architecture"] != "whitened_convnet":
+        return "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
+    return (
+        f"SGD Nesterov momentum {config['momentum']}, triangular learning rate peaking at "
+        f"{config['peak_learning_rate']} ({config.get('bias_learning_rate_scale', 1)}x for "
+        f"batch-norm offsets), L2 {config['weight_decay']} on the kernels, lookahead from epoch "
+        f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
+        "random-crop (2 px) and flip augmentation; the prediction averages "
+        + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
+    )
+
+
 def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict) -> str:
     config = run["config"]
     seconds = sum(r.get("epoch_seconds", 0) for r in history)
@@ -130,18 +172,8 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict)
         "",
         "## Recipe",
         f"- Architecture `{config['architecture']}`, {run['parameters']:,} parameters.",
-        f"- {len(history)} epochs, batch {config['batch_size']}, "
-        + (
-            f"SGD Nesterov momentum {config['momentum']}, triangular learning rate peaking at "
-            f"{config['peak_learning_rate']} ({config.get('bias_learning_rate_scale', 1)}x for "
-            f"batch-norm offsets), L2 {config['weight_decay']} on the kernels, lookahead from epoch "
-            f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
-            "random-crop (2 px) and flip augmentation; the prediction averages "
-            + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
-            if config["architecture"] == "whitened_convnet"
-            else "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
-        ),
-        f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config['hyperparameters'])}`.",
+        f"- {len(history)} epochs, batch {config['batch_size']}. {run.get('recipe') or cifar_recipe(config)}",
+        f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config.get('hyperparameters') or {})}`.",
         f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
         "",
         "## Validation",
@@ -167,7 +199,9 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     run = json.loads((output / "training.json").read_text())
     run["hardware"] = hardware()
     history = read_history(output / "history.csv")
-    metrics = evaluate(model, validation)
+    probabilities = predict_probabilities(model, validation.images)
+    metrics = classification_metrics(probabilities, validation.labels, validation.class_names)
+    np.savez_compressed(output / "misclassified.npz", **misclassified_examples(probabilities, validation))
     report = {"validation": metrics, "epochs": len(history), "history": history}
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, output / "curves.png")

@@ -21,7 +21,7 @@ from mltrain.datasets import Dataset
 
 ARCHITECTURES = ("whitened_convnet", "thesis_cnn")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
-TRANSLATE_PIXELS = 2  # random-crop augmentation: shift by up to this many pixels
+TRANSLATE_FRACTION = 1 / 16  # random-crop augmentation: shift by up to this much of the side (2 px at 32)
 
 
 @dataclass
@@ -96,11 +96,10 @@ def worker_output(output: Path) -> Path:
 def augment(images, labels):
     """Random translation by reflect-padding and cropping, and random horizontal flip."""
     size = tf.shape(images)[1:3]
-    padded = tf.pad(
-        images, [[0, 0], [TRANSLATE_PIXELS] * 2, [TRANSLATE_PIXELS] * 2, [0, 0]], mode="REFLECT"
-    )
+    shift = max(1, round(images.shape[1] * TRANSLATE_FRACTION))
+    padded = tf.pad(images, [[0, 0], [shift] * 2, [shift] * 2, [0, 0]], mode="REFLECT")
     batch = tf.shape(images)[0]
-    offsets = tf.random.uniform([batch, 2], 0, 2 * TRANSLATE_PIXELS + 1, dtype=tf.int32)
+    offsets = tf.random.uniform([batch, 2], 0, 2 * shift + 1, dtype=tf.int32)
     rows = offsets[:, :1] + tf.range(size[0])[None, :]
     cols = offsets[:, 1:] + tf.range(size[1])[None, :]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
@@ -269,6 +268,20 @@ def one_hot(dataset: Dataset):
     return Dataset(dataset.images, labels, dataset.class_names)
 
 
+def write_run_file(output: Path, config: dict, train: Dataset, validation: Dataset, model, device: str, **extra):
+    """training.json: what `publish`, the report and a resumed run read back."""
+    (output / "training.json").write_text(json.dumps({
+        "config": config,
+        "class_names": train.class_names,
+        "input_shape": list(train.images.shape[1:]),
+        "train_size": len(train),
+        "validation_size": len(validation),
+        "device": device,
+        "parameters": model.count_params(),
+        **extra,
+    }, indent=2))  # fmt: skip
+
+
 def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: Path, hp=None, callbacks=()):
     """Train (resuming from `output/checkpoints` if a previous run stopped) and save the
     serving model. `callbacks` run after the checkpointing ones (progress reporting).
@@ -287,21 +300,7 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
         recipe_callbacks.append(
             Lookahead(config.lookahead_from_epoch * steps_per_epoch, total_steps(config, train))
         )
-    (output / "training.json").write_text(
-        json.dumps(
-            {
-                "config": asdict(config),
-                "class_names": train.class_names,
-                "input_shape": list(train.images.shape[1:]),
-                "train_size": len(train),
-                "validation_size": len(validation),
-                "device": device,
-                "parameters": model.count_params(),
-                "hyperparameters": hp.values,
-            },
-            indent=2,
-        )
-    )
+    write_run_file(output, asdict(config), train, validation, model, device, hyperparameters=hp.values)
     model.fit(
         training_pipeline(train, config.batch_size, config.seed),
         validation_data=evaluation_pipeline(validation, config.batch_size),

@@ -1,0 +1,53 @@
+from django import forms
+
+from mltrain.archive import InvalidArchive, inspect_archive
+
+BACKBONE_CHOICES = [
+    ("imageclass", "ImageClass: the active model (works offline; images at its input size)"),
+    ("mobilenet_v2", "MobileNetV2, ImageNet weights (the trainer needs internet once)"),
+    ("efficientnet_b0", "EfficientNetB0, ImageNet weights"),
+    ("resnet50", "ResNet50, ImageNet weights"),
+    ("vgg16", "VGG16, ImageNet weights"),
+]
+
+
+class TrainingJobForm(forms.Form):
+    name = forms.SlugField(max_length=100, help_text="Registry name of the new model, e.g. pets.")
+    dataset = forms.FileField(
+        help_text="A zip of class folders: <class>/<image>, JPEG, PNG, GIF, WebP or BMP, at least 2 classes."
+    )
+    backbone = forms.ChoiceField(choices=BACKBONE_CHOICES, initial="imageclass")
+    image_size = forms.IntegerField(
+        required=False, min_value=32, max_value=512, help_text="Input size in pixels (default: the backbone's)."
+    )
+    head_epochs = forms.IntegerField(min_value=0, max_value=200, initial=10)
+    fine_tune_epochs = forms.IntegerField(min_value=0, max_value=200, initial=10)
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=32)
+    validation_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
+    activate_when_done = forms.BooleanField(required=False, help_text="Serve the new model as soon as it is trained.")
+
+    def clean_dataset(self):
+        upload = self.cleaned_data["dataset"]
+        try:
+            self.summary = inspect_archive(upload)
+        except InvalidArchive as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("backbone") == "imageclass" and cleaned.get("image_size"):
+            self.add_error("image_size", "The ImageClass backbone keeps the active model's input size.")
+        return cleaned
+
+    def config(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "backbone": data["backbone"],
+            "weights": "active" if data["backbone"] == "imageclass" else "imagenet",
+            "image_size": data["image_size"],
+            "head_epochs": data["head_epochs"],
+            "fine_tune_epochs": data["fine_tune_epochs"],
+            "batch_size": data["batch_size"],
+            "validation_fraction": data["validation_fraction"],
+        }

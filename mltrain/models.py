@@ -1,0 +1,119 @@
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import connection, models
+from django.utils import timezone
+
+from classifier.models import ModelVersion
+
+
+class TrainingJob(models.Model):
+    """A transfer-learning run started from the admin: a zip of class folders in, a published
+    model version out, with its progress recorded epoch by epoch."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    name = models.SlugField(max_length=100, help_text="Registry name of the trained model, e.g. pets.")
+    dataset_key = models.CharField(max_length=300)  # the uploaded zip, in the models storage
+    dataset_filename = models.CharField(max_length=255, blank=True)
+    class_counts = models.JSONField(default=dict)  # class name -> images in the zip
+    config = models.JSONField(default=dict)  # TransferConfig fields
+    activate_when_done = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)  # the last epoch: phase, epoch, metrics
+    history = models.JSONField(default=list, blank=True)  # every epoch's metrics
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"training {self.name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @staticmethod
+    def new_dataset_key() -> str:
+        return f"training-data/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.zip"
+
+    @classmethod
+    def start(cls, upload, summary, *, name, config: dict, activate_when_done=False, user=None) -> "TrainingJob":
+        """Store a checked zip, record the job and queue it on the training queue."""
+        from django.core.files.base import File
+
+        from mltrain.tasks import train_model
+
+        storage = storages["models"]
+        upload.seek(0)
+        key = storage.save(cls.new_dataset_key(), File(upload))
+        job = cls.objects.create(
+            name=name,
+            dataset_key=key,
+            dataset_filename=(upload.name or "")[:255],
+            class_counts=summary.class_counts,
+            config=config,
+            activate_when_done=activate_when_done,
+            created_by=user,
+        )
+        try:
+            train_model.delay(str(job.pk))
+        except Exception:
+            job.delete()
+            raise
+        return job
+
+    def transition(self, from_status: str, **changes) -> bool:
+        """Apply `changes` only while the job is still in `from_status` (one conditional
+        update_one on the _id, which only one worker can win)."""
+        fields = {name: self._meta.get_field(name) for name in changes}
+        update = {f.column: f.get_db_prep_save(changes[name], connection) for name, f in fields.items()}
+        collection = connection.database[self._meta.db_table]
+        won = collection.update_one({"_id": self.pk, "status": from_status}, {"$set": update}).matched_count == 1
+        if won:
+            self.refresh_from_db()
+        return won
+
+    def claim(self) -> bool:
+        return self.transition(self.Status.QUEUED, status=self.Status.RUNNING, started_at=timezone.now())
+
+    def record_epoch(self, phase: str, epoch: int, epochs: int, metrics: dict):
+        entry = {"phase": phase, "epoch": epoch, "epochs": epochs, **{k: round(float(v), 4) for k, v in metrics.items()}}
+        TrainingJob.objects.filter(pk=self.pk).update(progress=entry, history=[*self.history, entry])
+        self.history.append(entry)
+
+    def succeed(self, version: ModelVersion) -> bool:
+        return self.transition(self.Status.RUNNING, status=self.Status.DONE, model_version=version.pk, finished_at=timezone.now())
+
+    def fail(self, reason: str) -> bool:
+        return self.transition(self.Status.RUNNING, status=self.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+
+    def retry(self) -> bool:
+        """Queue a failed job again; its run folder resumes from the last finished phase."""
+        from mltrain.tasks import train_model
+
+        if self.transition(self.Status.FAILED, status=self.Status.QUEUED, error="", finished_at=None):
+            train_model.delay(str(self.pk))
+            return True
+        return False
+
+    def progress_payload(self) -> dict:
+        return {
+            "status": self.status,
+            "progress": self.progress,
+            "history": self.history,
+            "error": self.error,
+            "model_version": str(self.model_version) if self.model_version_id else None,
+            "finished": self.is_finished,
+        }

@@ -1,0 +1,267 @@
+"""Transfer learning: a pretrained backbone with a new head for an image folder's classes.
+
+The recipe is keras-io's: the backbone's own preprocessing as layers of the model (so serving
+feeds raw uint8 pixels, resized to the backbone's input by `classifier.preprocessing` as in
+training), a new pooled softmax head trained on the frozen backbone, then fine-tuning of the
+backbone's top blocks at a lower learning rate with batch-norm kept frozen. Class weights
+balance uneven folders; early stopping keeps the best epoch of each phase.
+
+The backbone is one of `keras.applications` (ImageNet weights, a local weights file, or none)
+or one of our own CIFAR-10 models ("imageclass"), which makes transfer learning demonstrable on
+machines without internet.
+
+A run writes the same folder as `mltrain.training.train` (model.keras, training.json,
+history.csv, checkpoints/), plus head.weights.h5 once the first phase is done, so a rerun of an
+interrupted run skips what it finished.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from mltrain.datasets import Dataset
+from mltrain.training import EpochWallTime, configure_devices, evaluation_pipeline, training_pipeline, write_run_file
+
+# ImageNet's mean pixel in RGB order, which caffe-style backbones (ResNet50, VGG16) subtract.
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+HEAD_LAYERS = {"head_dropout", "probabilities"}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    application: str  # the keras.applications constructor; empty for our own models
+    input_size: int  # its default square input
+    preprocessing: str  # "tf": scale to [-1, 1]; "caffe": subtract the mean, BGR; "raw": 0-255 as is
+    fine_tune_from: str  # the first layer of the top blocks unfrozen in the second phase
+
+
+BACKBONES = {
+    "mobilenet_v2": Backbone("MobileNetV2", 224, "tf", "block_13_expand"),
+    "efficientnet_b0": Backbone("EfficientNetB0", 224, "raw", "block6a_expand_conv"),
+    "resnet50": Backbone("ResNet50", 224, "caffe", "conv5_block1_1_conv"),
+    "vgg16": Backbone("VGG16", 224, "caffe", "block5_conv1"),
+    # One of our CIFAR-10 models (a model.keras file): its body up to the pooled features.
+    "imageclass": Backbone("", 32, "raw", "group3_conv1"),
+}
+
+
+@dataclass
+class TransferConfig:
+    backbone: str = "mobilenet_v2"
+    weights: str = "imagenet"  # "imagenet", "none", or a weights file (imageclass: a model.keras)
+    image_size: int | None = None  # None: the backbone's default input size
+    head_epochs: int = 10
+    fine_tune_epochs: int = 10
+    fine_tune_from: str | None = None  # None: the backbone's top blocks
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-5  # 100x lower: large steps would wreck the pretrained features
+    dropout: float = 0.2
+    patience: int = 3  # epochs without a better validation loss before a phase stops
+    balance_classes: bool = True
+    validation_fraction: float = 0.2
+    seed: int = 42
+    mixed_precision: bool | None = None
+
+    @property
+    def architecture(self) -> str:
+        return f"transfer:{self.backbone}"
+
+    def input_size(self) -> int:
+        return self.image_size or BACKBONES[self.backbone].input_size
+
+
+def preprocessing_layers(x, kind: str):
+    if kind == "tf":
+        return layers.Rescaling(1 / 127.5, offset=-1, name="to_unit_range")(x)
+    if kind == "caffe":
+        return layers.Normalization(mean=IMAGENET_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="subtract_mean")(x)
+    return layers.Identity(name="raw_pixels")(x)
+
+
+def take_rgb(model: keras.Model):
+    """Caffe-style weights expect BGR input. Reversing the input channels of the first
+    convolution's kernel makes it compute on RGB exactly what it computed on BGR, with no
+    extra layer (and no custom layer the workers would have to import to load the model)."""
+    first = next(layer for layer in model.layers if isinstance(layer, layers.Conv2D))
+    kernel, *rest = first.get_weights()
+    first.set_weights([kernel[:, :, ::-1, :], *rest])
+
+
+def own_model_features(path: Path):
+    """(pixel input, pooled features) of one of our CIFAR-10 models: the network inside its
+    test-time-augmentation wrapper, cut before its classifier."""
+    source = keras.saving.load_model(path, compile=False)
+    network = next((layer for layer in source.layers if isinstance(layer, keras.Model)), source)
+    return network.inputs[0], network.get_layer("pool").output
+
+
+def application_features(config: TransferConfig, pretrained: bool):
+    spec = BACKBONES[config.backbone]
+    size = config.input_size()
+    inputs = keras.Input(shape=(size, size, 3), dtype="uint8", name="pixels")
+    x = preprocessing_layers(inputs, spec.preprocessing)
+    weights = None if config.weights == "none" or not pretrained else config.weights
+    backbone = getattr(keras.applications, spec.application)(
+        include_top=False, weights=weights, input_tensor=x, pooling="avg"
+    )
+    if weights and spec.preprocessing == "caffe":
+        take_rgb(backbone)
+    return inputs, backbone.output
+
+
+def build_model(config: TransferConfig, num_classes: int, pretrained: bool = True) -> keras.Model:
+    """Backbone and new head in one flat graph (no nested model), so Grad-CAM can reach the
+    backbone's last feature map and every exporter sees plain layers. Without `pretrained`,
+    an application backbone starts from random weights (the weights are set afterwards)."""
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if config.backbone == "imageclass":
+        inputs, features = own_model_features(Path(config.weights))
+    else:
+        inputs, features = application_features(config, pretrained)
+    x = layers.Dropout(config.dropout, name="head_dropout")(features)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"transfer_{config.backbone}")
+
+
+def freeze_backbone(model: keras.Model):
+    for layer in model.layers:
+        layer.trainable = layer.name in HEAD_LAYERS
+
+
+def unfreeze_top(model: keras.Model, first_layer: str):
+    """Make the backbone trainable from `first_layer` on, batch-norm excepted: its statistics
+    were learnt on far more data than a small folder holds, and updating them from small
+    batches undoes the pretraining."""
+    names = [layer.name for layer in model.layers]
+    if first_layer not in names:
+        raise ValueError(f"the backbone has no layer {first_layer!r} to fine-tune from")
+    start = names.index(first_layer)
+    for layer in model.layers[start:]:
+        layer.trainable = not isinstance(layer, layers.BatchNormalization)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Weights that make every class count as much as the others in the loss."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def compile_for(model: keras.Model, learning_rate: float):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def fit_phase(model, config, train, validation, output, name, epochs, initial_epoch, callbacks):
+    """One phase, checkpointed under checkpoints/<name>; returns the epochs it ran."""
+    if epochs <= 0:
+        return 0
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        training_pipeline(train, config.batch_size, config.seed),
+        validation_data=evaluation_pipeline(validation, config.batch_size),
+        initial_epoch=initial_epoch,
+        epochs=initial_epoch + epochs,
+        class_weight=class_weights(train.labels, len(train.class_names)) if config.balance_classes else None,
+        verbose=2,
+        callbacks=[
+            EpochWallTime(),
+            stopping,
+            keras.callbacks.CSVLogger(output / "history.csv", append=True),
+            keras.callbacks.BackupAndRestore(output / "checkpoints" / name),
+            *callbacks,
+        ],
+    )
+    return len(history.epoch)
+
+
+def describe(config: TransferConfig) -> str:
+    spec = BACKBONES[config.backbone]
+    weights = "our CIFAR-10 model" if config.backbone == "imageclass" else f"weights `{config.weights}`"
+    return (
+        f"Transfer learning from `{config.backbone}` ({weights}), input {config.input_size()} px: "
+        f"new head (dropout {config.dropout}, softmax) trained on the frozen backbone for up to "
+        f"{config.head_epochs} epochs at Adam {config.learning_rate}, then the top blocks from "
+        f"`{config.fine_tune_from or spec.fine_tune_from}` fine-tuned (batch-norm frozen) for up to "
+        f"{config.fine_tune_epochs} epochs at {config.fine_tune_learning_rate}; early stopping "
+        f"(patience {config.patience}, best epoch kept), random-crop and flip augmentation"
+        + (", class weights balancing the folders." if config.balance_classes else ".")
+    )
+
+
+def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, output: Path, callbacks=()):
+    """Both phases (resuming an interrupted run) and the saved serving model, which is returned."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    device = configure_devices(config.mixed_precision)
+    model = build_model(config, len(train.class_names))
+    config_values = {**asdict(config), "architecture": config.architecture}
+    write_run_file(output, config_values, train, validation, model, device, recipe=describe(config), hyperparameters={})
+    head_weights, phases = output / "head.weights.h5", output / "phases.json"
+    freeze_backbone(model)
+    compile_for(model, config.learning_rate)
+    if head_weights.exists():
+        model.load_weights(head_weights)
+        head_epochs = json.loads(phases.read_text())["head_epochs"]
+    else:
+        head_epochs = fit_phase(model, config, train, validation, output, "head", config.head_epochs, 0, callbacks)
+        model.save_weights(head_weights)
+        phases.write_text(json.dumps({"head_epochs": head_epochs}))
+    unfreeze_top(model, config.fine_tune_from or BACKBONES[config.backbone].fine_tune_from)
+    compile_for(model, config.fine_tune_learning_rate)
+    fit_phase(model, config, train, validation, output, "fine_tune", config.fine_tune_epochs, head_epochs, callbacks)
+    keras.mixed_precision.set_global_policy("float32")  # the shipped weights: portable to any CPU
+    serving = build_model(config, len(train.class_names), pretrained=False)
+    serving.set_weights(model.get_weights())
+    serving.save(output / "model.keras")
+    return serving
+
+
+def train_from_scratch(config: TransferConfig, train: Dataset, validation: Dataset, output: Path) -> dict:
+    """The same network with random weights, every layer trained, for the same number of epochs
+    at the head's learning rate: the baseline the model card compares transfer learning with."""
+    from mltrain.report import evaluate
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    model = keras.models.clone_model(build_model(config, len(train.class_names)))  # fresh weights, same layers
+    for layer in model.layers:
+        layer.trainable = True
+    compile_for(model, config.learning_rate)
+    epochs = fit_phase(
+        model, config, train, validation, output, "scratch", config.head_epochs + config.fine_tune_epochs, 0, ()
+    )
+    return {"epochs": epochs, "accuracy": evaluate(model, validation)["accuracy"]}
+
+
+def run(config: TransferConfig, dataset: Dataset, output: Path, compare_scratch=False, limit=None, callbacks=()):
+    """Split `dataset`, train, and write the report (with the from-scratch baseline beside the
+    model when asked). Returns the report."""
+    from mltrain.datasets import stratified_sample, stratified_split
+    from mltrain.report import write_report
+
+    train_index, validation_index = stratified_split(dataset.labels, config.validation_fraction, config.seed)
+    if limit:
+        train_index = stratified_sample(train_index, dataset.labels, limit, config.seed)
+    train, validation = dataset.subset(train_index), dataset.subset(validation_index)
+    model = train_transfer(config, train, validation, output, callbacks)
+    comparisons = {}
+    if compare_scratch:
+        from mltrain.report import evaluate, read_history
+
+        comparisons[f"{config.architecture} (this model)"] = {
+            "epochs": len(read_history(Path(output) / "history.csv")),
+            "accuracy": evaluate(model, validation)["accuracy"],
+        }
+        comparisons["the same network from scratch"] = train_from_scratch(config, train, validation, Path(output) / "scratch")
+    return write_report(output, model, validation, comparisons)

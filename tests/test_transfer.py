@@ -1,0 +1,120 @@
+"""Transfer learning: backbones, the two phases, the report with its from-scratch baseline."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from mltrain import transfer
+from mltrain.datasets import Dataset, load_image_folder
+from tests.imagefolder import make_image_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"), per_class=8)
+
+
+@pytest.mark.parametrize("backbone", [name for name in transfer.BACKBONES if name != "imageclass"])
+def test_every_keras_backbone_builds_flat_with_raw_pixels_in(backbone):
+    config = transfer.TransferConfig(backbone=backbone, weights="none", image_size=32)
+    model = transfer.build_model(config, 3)
+    assert model.input.dtype == "uint8" and model.input.shape[1:] == (32, 32, 3)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)  # Grad-CAM reaches inside
+    assert model.get_layer(transfer.BACKBONES[backbone].fine_tune_from)
+    assert model.output.shape[1:] == (3,)
+
+
+def test_caffe_weights_take_rgb_by_reversing_the_first_kernel():
+    """After take_rgb, RGB pixels through the model give what the original kernel gives on
+    caffe-preprocessed input (BGR, minus ImageNet's BGR mean)."""
+    model = transfer.build_model(transfer.TransferConfig(backbone="vgg16", weights="none", image_size=32), 2)
+    first = model.get_layer("block1_conv1")
+    original = keras.layers.Conv2D.from_config(first.get_config())
+    original.build((None, 32, 32, 3))
+    original.set_weights(first.get_weights())
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    caffe = pixels[..., ::-1].astype("float32") - np.array(transfer.IMAGENET_MEAN_RGB[::-1], "float32")
+    transfer.take_rgb(model)
+    actual = keras.Model(model.input, first.output)(pixels)
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(original(caffe)), rtol=1e-4, atol=1e-3)
+
+
+def test_phases_freeze_the_backbone_then_open_its_top_blocks_but_not_batchnorm(tiny_run):
+    config = transfer.TransferConfig(backbone="imageclass", weights=str(tiny_run / "model.keras"))
+    model = transfer.build_model(config, 2)
+    transfer.freeze_backbone(model)
+    assert {layer.name for layer in model.layers if layer.trainable and layer.weights} == {"probabilities"}
+    transfer.unfreeze_top(model, "group3_conv1")
+    trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert "group3_conv1" in trainable and "group2_conv1" not in trainable
+    assert not any(isinstance(model.get_layer(name), keras.layers.BatchNormalization) for name in trainable)
+    with pytest.raises(ValueError, match="no layer"):
+        transfer.unfreeze_top(model, "nonexistent")
+
+
+def test_class_weights_balance_uneven_folders():
+    weights = transfer.class_weights(np.array([0, 0, 0, 1]), 2)
+    assert weights[0] * 3 == pytest.approx(weights[1] * 1)
+
+
+def test_only_classes_relabels_in_the_order_given():
+    images = np.zeros((4, 2, 2, 3), np.uint8)
+    dataset = Dataset(images, np.array([0, 1, 2, 1]), ["a", "b", "c"])
+    subset = dataset.only_classes(["c", "b"])
+    assert subset.class_names == ["c", "b"] and subset.labels.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="unknown: z"):
+        dataset.only_classes(["a", "z"])
+
+
+def test_train_transfer_writes_model_report_and_baseline(folder, tmp_path, tiny_run):
+    output = tmp_path / "run"
+    call_command(
+        "train_transfer", "--data", str(folder), "--backbone", "imageclass", "--weights", str(tiny_run / "model.keras"),
+        "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8", "--validation-fraction", "0.25",
+        "--compare-scratch", "--output", str(output),
+    )  # fmt: skip
+    for name in ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "MODEL_CARD.md"):
+        assert (output / name).stat().st_size > 0, name
+    run = json.loads((output / "training.json").read_text())
+    assert run["config"]["architecture"] == "transfer:imageclass"
+    assert run["class_names"] == ["blue", "green", "red"]
+    card = (output / "MODEL_CARD.md").read_text()
+    assert "Transfer learning from `imageclass`" in card
+    assert "| the same network from scratch |" in card
+    model = keras.saving.load_model(output / "model.keras", compile=False)
+    assert all(w.dtype == "float32" for w in model.weights)
+    dataset = load_image_folder(folder, (32, 32))
+    np.testing.assert_allclose(np.asarray(model(dataset.images[:4])).sum(axis=1), 1, atol=1e-5)
+
+
+def test_an_interrupted_transfer_run_skips_the_finished_head_phase(folder, tmp_path, tiny_run):
+    dataset = load_image_folder(folder, (32, 32))
+    config = transfer.TransferConfig(
+        backbone="imageclass", weights=str(tiny_run / "model.keras"), head_epochs=1, fine_tune_epochs=1, batch_size=8
+    )
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if self.model.get_layer("group3_conv1").trainable:
+                raise KeyboardInterrupt  # in the fine-tuning phase
+
+    with pytest.raises(KeyboardInterrupt):
+        transfer.train_transfer(config, dataset, dataset, tmp_path, callbacks=[Interrupt()])
+    assert json.loads((tmp_path / "phases.json").read_text()) == {"head_epochs": 1}
+    phases = []
+
+    class Phases(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            phases.append("fine-tune" if self.model.get_layer("group3_conv1").trainable else "head")
+
+    transfer.train_transfer(config, dataset, dataset, tmp_path, callbacks=[Phases()])
+    assert phases == ["fine-tune"]
+
+
+def test_imageclass_backbone_needs_a_model_file(tmp_path):
+    with pytest.raises(CommandError, match="not a model file"):
+        call_command("train_transfer", "--data", str(tmp_path), "--backbone", "imageclass", "--weights", str(tmp_path / "x.keras"))

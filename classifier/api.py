@@ -18,7 +18,7 @@ from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
 from accounts.models import Share
 from classifier.models import Classification, ModelVersion, ServiceUnavailable
-from classifier.views import image_response, visible_classification
+from classifier.views import heatmap_response, image_response, visible_classification
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -200,6 +200,23 @@ class ClassificationImageView(APIView):
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         return image_response(classification)
+
+
+class ClassificationHeatmapView(APIView):
+    throttle_scope = "read"
+
+    @extend_schema(
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            202: inline_serializer("HeatmapPending", {"status": serializers.CharField(), "detail": serializers.CharField()}),
+            409: inline_serializer("HeatmapUnavailable", {"status": serializers.CharField(), "detail": serializers.CharField()}),
+        },
+        summary="Grad-CAM heatmap of the top class over the image",
+        description="Made by a worker on the first request: 202 with Retry-After until it is stored, then "
+        "the JPEG overlay. 409 when the result is unfinished or failed, or no heatmap can be made.",
+    )
+    def get(self, request, pk):
+        return heatmap_response(visible_classification(request, pk))
 
 
 class SharedHistoryView(APIView):

@@ -169,6 +169,10 @@ class Classification(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     image_key = models.CharField(max_length=300)
     thumbnail_key = models.CharField(max_length=300, blank=True)  # written by the worker
+    # Grad-CAM overlay of the top class, made by a worker on the first request for it.
+    heatmap_key = models.CharField(max_length=300, blank=True)
+    heatmap_requested_at = models.DateTimeField(null=True, blank=True)
+    heatmap_error = models.CharField(max_length=500, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
     sha256 = models.CharField(max_length=64)
@@ -404,10 +408,46 @@ class Classification(models.Model):
         key = self.image_key.replace("images/", "thumbnails/", 1).rsplit(".", 1)[0] + ".jpg"
         return storages["default"].save(key, ContentFile(buffer.getvalue()))
 
+    class Heatmap(models.TextChoices):
+        READY = "ready"
+        PENDING = "pending"
+        UNAVAILABLE = "unavailable"
+
+    def request_heatmap(self) -> str:
+        """READY when the overlay is stored; PENDING while a worker makes it (asked for here
+        when nobody asked within HEATMAP_RETRY_AFTER seconds: a lost message is asked again);
+        UNAVAILABLE for an unfinished or failed job, or when it could not be made
+        (heatmap_error says why)."""
+        from classifier.tasks import explain
+
+        if self.heatmap_key:
+            return self.Heatmap.READY
+        if self.status != self.Status.DONE or self.heatmap_error:
+            return self.Heatmap.UNAVAILABLE
+        now = timezone.now()
+        stale = now - timezone.timedelta(seconds=settings.HEATMAP_RETRY_AFTER)
+        asked = self.transition({"heatmap_key": "", "heatmap_requested_at": None}, heatmap_requested_at=now) or (
+            self.transition({"heatmap_key": "", "heatmap_requested_at": {"$lt": stale}}, heatmap_requested_at=now)
+        )
+        if asked:
+            explain.delay(str(self.pk))
+        return self.Heatmap.PENDING
+
+    def store_heatmap(self, overlay) -> bool:
+        """Save the overlay (a PIL image) and record it, unless one was recorded meanwhile."""
+        buffer = io.BytesIO()
+        overlay.save(buffer, "JPEG", quality=85)
+        key = self.image_key.replace("images/", "heatmaps/", 1).rsplit(".", 1)[0] + ".jpg"
+        key = storages["default"].save(key, ContentFile(buffer.getvalue()))
+        if self.transition({"heatmap_key": ""}, heatmap_key=key):
+            return True
+        storages["default"].delete(key)
+        return False
+
     def delete(self, *args, **kwargs):
         """Delete the record, then its files (an orphaned file is harmless; a record whose
         image is gone is not)."""
-        keys, pk = [key for key in (self.image_key, self.thumbnail_key) if key], self.pk
+        keys, pk = [key for key in (self.image_key, self.thumbnail_key, self.heatmap_key) if key], self.pk
         result = super().delete(*args, **kwargs)
         for key in keys:
             try:

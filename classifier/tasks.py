@@ -191,6 +191,30 @@ def classify(self, classification_id: str):
     raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
 
 
+@shared_task(acks_late=True, soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT, time_limit=settings.CLASSIFY_TIME_LIMIT)
+def explain(classification_id: str):
+    """Make and store the Grad-CAM overlay of a finished result's top class, with the model
+    version that produced it. Safe to run twice: the first stored overlay is kept."""
+    from classifier.explain import explain as grad_cam
+    from classifier.inference import ArtifactError
+    from classifier.preprocessing import decode_image, prepare_image
+
+    job = Classification.objects.filter(pk=classification_id).first()
+    if job is None or job.heatmap_key or job.status != Status.DONE:
+        return
+    version = job.model_version
+    if version is None or job.top_label not in version.class_names:
+        job.transition({"heatmap_key": ""}, heatmap_error="The model version that produced this result is no longer registered.")
+        return
+    try:
+        image = decode_image(io.BytesIO(job.read_image()))
+        overlay = grad_cam(version, image, prepare_image(image, version.input_size), job.top_label)
+    except (FileNotFoundError, ArtifactError, ValueError) as exc:
+        job.transition({"heatmap_key": ""}, heatmap_error=f"No heatmap can be made: {exc}"[:500])
+        return
+    job.store_heatmap(overlay)
+
+
 @shared_task(ignore_result=True)
 def sweep_stuck_jobs():
     """Re-queue jobs stuck in queued or running past their time limit (a lost message, a dead

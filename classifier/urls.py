@@ -8,6 +8,7 @@ urlpatterns = [
     path("c/<str:pk>/status", views.result_status, name="result_status"),
     path("c/<str:pk>/image", views.result_image, name="result_image"),
     path("c/<str:pk>/thumbnail", views.result_thumbnail, name="result_thumbnail"),
+    path("c/<str:pk>/heatmap", views.result_heatmap, name="result_heatmap"),
     path("c/<str:pk>/delete", views.delete_one, name="delete"),
     path("history/", views.my_history, name="history"),
     path("history/delete", views.delete_many, name="delete_many"),

@@ -191,3 +191,25 @@ def thumbnail_response(classification):
 @require_GET
 def result_thumbnail(request, pk):
     return thumbnail_response(visible_classification(request, pk))
+
+
+def heatmap_response(classification):
+    """The Grad-CAM overlay (200, JPEG); 202 while a worker makes it (ask again after
+    Retry-After seconds); 409 with the reason when there is none to make."""
+    state = classification.request_heatmap()
+    if state == Classification.Heatmap.READY:
+        return stored_file_response(storages["default"], classification.heatmap_key, "image/jpeg")
+    if state == Classification.Heatmap.PENDING:
+        response = JsonResponse({"status": state, "detail": "The heatmap is being made."}, status=202)
+        response["Retry-After"] = "1"
+        return response
+    detail = classification.heatmap_error or (
+        "The classification has not finished." if not classification.is_finished else "A failed classification has nothing to explain."
+    )
+    return JsonResponse({"status": state, "detail": detail}, status=409)
+
+
+@never_cache
+@require_GET
+def result_heatmap(request, pk):
+    return heatmap_response(visible_classification(request, pk))

@@ -11,6 +11,7 @@ urlpatterns = [
     path("classifications/", classifier_api.ClassificationListView.as_view(), name="classification-list"),
     path("classifications/<str:pk>/", classifier_api.ClassificationDetailView.as_view(), name="classification-detail"),
     path("classifications/<str:pk>/image/", classifier_api.ClassificationImageView.as_view(), name="classification-image"),
+    path("classifications/<str:pk>/heatmap/", classifier_api.ClassificationHeatmapView.as_view(), name="classification-heatmap"),
     path("shares/", accounts_api.ShareListView.as_view(), name="share-list"),
     path("shares/<str:pk>/", accounts_api.ShareDetailView.as_view(), name="share-detail"),
     path("shared/<str:username>/classifications/", classifier_api.SharedHistoryView.as_view(), name="shared-history"),

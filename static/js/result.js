@@ -43,9 +43,35 @@
       bars(document.getElementById("top-predictions"), r.predictions);
       bars(document.getElementById("all-predictions"), r.all_predictions);
       document.getElementById("model-version").textContent = r.model_version;
+      document.getElementById("class-count").textContent = r.all_predictions.length;
+      document.getElementById("heatmap-control").hidden = false;
       document.getElementById("duration").textContent = r.duration_ms ? `${Math.round(r.duration_ms)} ms` : "";
     }
   }
+
+  // The heatmap is made on first request: 202 means ask again after Retry-After seconds.
+  const image = document.getElementById("result-image");
+  const note = document.getElementById("heatmap-note");
+  let heatmapUrl = null;
+  async function showHeatmap(attempt) {
+    const response = await fetch(image.dataset.heatmapUrl, { headers: { Accept: "image/jpeg, application/json" } });
+    if (response.status === 200) {
+      heatmapUrl = URL.createObjectURL(await response.blob());
+      note.textContent = "";
+      if (document.getElementById("heatmap-toggle").checked) image.src = heatmapUrl;
+    } else if (response.status === 202 && attempt < 60) {
+      note.textContent = "Making the heatmap…";
+      const seconds = Number(response.headers.get("Retry-After")) || 1;
+      setTimeout(() => showHeatmap(attempt + 1), seconds * 1000);
+    } else {
+      const body = await response.json().catch(() => ({}));
+      note.textContent = body.detail || "No heatmap is available.";
+    }
+  }
+  document.getElementById("heatmap-toggle").addEventListener("change", (event) => {
+    if (!event.target.checked) { image.src = image.dataset.imageUrl; return; }
+    if (heatmapUrl) image.src = heatmapUrl; else showHeatmap(0).catch(() => { note.textContent = "The heatmap could not be loaded."; });
+  });
 
   let delay = 500;
   async function poll() {

@@ -1,10 +1,15 @@
 from django.contrib import admin, messages
 from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from classifier import quality
 from classifier.models import Classification, ModelVersion, models_storage
 from classifier.views import stored_file_response, thumbnail_response
+
+EXPORT_FORMATS = {"tflite": "TFLite (LiteRT)", "onnx": "ONNX"}
 
 REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 
@@ -13,7 +18,7 @@ REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "architecture", "accuracy", "classes", "is_active", "created_at", "activated_at", "activated_by")
     list_filter = ("is_active", "name")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["report"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + ["quality_page", "downloads", "report"]
     actions = ["activate"]
 
     @admin.display(description="validation accuracy")
@@ -33,11 +38,84 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ]
         return format_html_join("", '<img src="{}" alt="{}" style="max-width: 480px; display: block; margin-bottom: 1em">', images) or "—"
 
+    @admin.display(description="per-class quality")
+    def quality_page(self, obj):
+        if not obj.metrics.get("validation", {}).get("per_class"):
+            return "—"
+        url = reverse("admin:classifier_modelversion_quality", args=[obj.pk])
+        return format_html('<a href="{}">Precision, recall, F1 and the confusion matrix</a>', url)
+
+    @admin.display(description="downloads")
+    def downloads(self, obj):
+        """The Keras artifact, and each export: a download once built, else a link that builds it."""
+        links = [(reverse("admin:classifier_modelversion_download", args=[obj.pk, "keras"]), "Keras (.keras)", "")]
+        for fmt, label in EXPORT_FORMATS.items():
+            record = obj.exports.get(fmt, {})
+            note = {
+                "ready": f"top-1 agreement with Keras {record.get('agreement', 0):.0%} on {record.get('sample_images')} sample images",
+                "pending": "being built; reload shortly",
+                "failed": f"failed: {record.get('error', '')}; click to try again",
+            }.get(record.get("status"), "not built yet; click to build")
+            links.append((reverse("admin:classifier_modelversion_download", args=[obj.pk, fmt]), label, note))
+        return format_html_join(
+            "", '<div><a href="{}">{}</a> <span class="help">{}</span></div>', links
+        )
+
     def get_urls(self):
+        view = self.admin_site.admin_view
         return [
-            path("<str:pk>/report/<str:name>", self.admin_site.admin_view(self.report_file), name="classifier_modelversion_report"),
+            path("<str:pk>/report/<str:name>", view(self.report_file), name="classifier_modelversion_report"),
+            path("<str:pk>/download/<str:fmt>", view(self.download), name="classifier_modelversion_download"),
+            path("<str:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"),
+            path("<str:pk>/quality/<int:true>/<int:predicted>/", view(self.quality_cell), name="classifier_modelversion_cell"),
             *super().get_urls(),
         ]
+
+    def viewable_version(self, request, pk) -> ModelVersion:
+        version = ModelVersion.objects.filter(pk=pk).first()
+        if version is None or not self.has_view_permission(request, version):
+            raise Http404
+        return version
+
+    def download(self, request, pk, fmt):
+        """The artifact or a built export as a file; an export not built yet is queued."""
+        version = self.viewable_version(request, pk)
+        filename = f"{version.name}-v{version.version}"
+        if fmt == "keras":
+            return stored_file_response(models_storage(), version.artifact_key, "application/octet-stream", f"{filename}.keras")
+        if fmt not in EXPORT_FORMATS:
+            raise Http404
+        if version.request_export(fmt) == "ready":
+            key = version.exports[fmt]["key"]
+            return stored_file_response(models_storage(), key, "application/octet-stream", f"{filename}.{fmt}")
+        self.message_user(request, f"The {EXPORT_FORMATS[fmt]} export of {version} is being built by the training worker; reload in a minute.")
+        return redirect("admin:classifier_modelversion_change", version.pk)
+
+    def quality(self, request, pk):
+        version = self.viewable_version(request, pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Per-class quality of {version}",
+            "version": version,
+            "opts": self.model._meta,
+            **quality.summary(version),
+        }
+        return TemplateResponse(request, "admin/classifier/modelversion/quality.html", context)
+
+    def quality_cell(self, request, pk, true, predicted):
+        version = self.viewable_version(request, pk)
+        names = version.class_names
+        if not (0 <= true < len(names) and 0 <= predicted < len(names)):
+            raise Http404
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{names[true]} taken for {names[predicted]} by {version}",
+            "version": version,
+            "opts": self.model._meta,
+            "examples": quality.misclassified(version, true, predicted),
+            "count": quality.cell_count(version, true, predicted),
+        }
+        return TemplateResponse(request, "admin/classifier/modelversion/quality_cell.html", context)
 
     def report_file(self, request, pk, name):
         version = ModelVersion.objects.filter(pk=pk).first()

@@ -54,6 +54,9 @@ class ModelVersion(models.Model):
     )
     # Set by a worker that could not load the artifact (and fell back to an older version).
     load_error = models.TextField(blank=True)
+    # Derived portable copies, by format ("tflite", "onnx"): {"status": "pending" | "ready" |
+    # "failed", and when ready its key, sha256 and agreement with the Keras model}.
+    exports = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -112,6 +115,28 @@ class ModelVersion(models.Model):
         if activate:
             model_version.activate(user)
         return model_version
+
+    def set_export(self, fmt: str, record: dict):
+        """Record one format's export with a single-key $set, so formats never overwrite each other."""
+        connection.database[self._meta.db_table].update_one({"_id": self.pk}, {"$set": {f"exports.{fmt}": record}})
+        self.exports = {**self.exports, fmt: record}
+
+    def request_export(self, fmt: str) -> str:
+        """The export's status; a missing or failed one (or one pending for longer than
+        EXPORT_RETRY_AFTER: its message was lost) is queued for the training worker."""
+        from celery import current_app
+
+        record = self.exports.get(fmt, {})
+        if record.get("status") == "ready":
+            return "ready"
+        if record.get("status") == "pending":
+            requested = timezone.datetime.fromisoformat(record["requested_at"])
+            if (timezone.now() - requested).total_seconds() < settings.EXPORT_RETRY_AFTER:
+                return "pending"
+        self.set_export(fmt, {"status": "pending", "requested_at": timezone.now().isoformat()})
+        # By name: classifier never imports mltrain, which runs the export on the training queue.
+        current_app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
+        return "pending"
 
     def record_load_error(self, error: str):
         ModelVersion.objects.filter(pk=self.pk).update(load_error=error[:1000])

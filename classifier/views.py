@@ -157,15 +157,16 @@ def result_status(request, pk):
     return JsonResponse(visible_classification(request, pk).status_payload())
 
 
-def stored_file_response(storage, key, content_type):
-    """Stream a stored file: 404 when it is gone, 503 when the storage is unreachable."""
+def stored_file_response(storage, key, content_type, download_as=None):
+    """Stream a stored file (as an attachment named `download_as` if given): 404 when it is
+    gone, 503 when the storage is unreachable."""
     try:
         stored = storage.open(key, "rb")
     except FileNotFoundError:
         raise Http404("The file is no longer stored.") from None
     except STORAGE_ERRORS:
         return HttpResponse("Image storage is unavailable; please try again shortly.", status=503, content_type="text/plain")
-    response = FileResponse(stored, content_type=content_type)
+    response = FileResponse(stored, content_type=content_type, as_attachment=bool(download_as), filename=download_as or "")
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Security-Policy"] = "default-src 'none'"
     return response

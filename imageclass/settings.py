@@ -286,6 +286,8 @@ CELERY_BEAT_SCHEDULE = {
 TOP_K = env_int("TOP_K", 3, minimum=1)
 # A heatmap asked for but not made within this many seconds is asked for again.
 HEATMAP_RETRY_AFTER = env_int("HEATMAP_RETRY_AFTER", 60, minimum=5)
+# An export (TFLite, ONNX) asked for but not built within this many seconds is asked for again.
+EXPORT_RETRY_AFTER = env_int("EXPORT_RETRY_AFTER", 900, minimum=30)
 
 # Results whose top probability is below this are flagged "uncertain".
 UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", 0.5, minimum=0, maximum=1)

@@ -79,3 +79,23 @@ def train_model(job_id: str):
         return
     job.succeed(version)
     shutil.rmtree(folder / "images", ignore_errors=True)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def export_model(version_id: str, fmt: str):
+    """Build, check and store one export of a model version. Safe to run twice: a ready export
+    is left as it is."""
+    from django.utils import timezone
+
+    from mltrain.export import export_version
+
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or version.exports.get(fmt, {}).get("status") == "ready":
+        return
+    try:
+        record = export_version(version, fmt)
+    except Exception as exc:  # a converter's failure is the admin's to read, not a crash loop
+        log.exception("export of %s to %s failed", version, fmt)
+        version.set_export(fmt, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]})
+        return
+    version.set_export(fmt, {**record, "status": "ready", "built_at": timezone.now().isoformat()})

@@ -26,6 +26,13 @@ def alice_client(client, alice):
 
 
 @pytest.fixture
+def admin_client(client, django_user_model):
+    """A superuser's client (the admin pages, training jobs, model downloads)."""
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "a long admin passphrase"))
+    return client
+
+
+@pytest.fixture
 def bob(db):
     return User.objects.create_user("bob", "bob@example.com", PASSWORD)
 

@@ -6,11 +6,6 @@ from tests.conftest import make_result
 from tests.tinymodel import make_run_dir
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    admin = django_user_model.objects.create_superuser("root", "root@example.com", "a long admin passphrase")
-    client.force_login(admin)
-    return client
 
 
 def test_classification_list_detail_and_thumbnail(admin_client, alice):

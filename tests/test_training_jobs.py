@@ -48,10 +48,6 @@ def colours(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("colours"), per_class=6)
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "a long admin passphrase"))
-    return client
 
 
 def test_a_zip_of_class_folders_is_accepted_with_or_without_a_top_folder(colours):

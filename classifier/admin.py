@@ -1,12 +1,15 @@
+import tempfile
+
 from django.contrib import admin, messages
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from classifier import quality
-from classifier.models import Classification, ModelVersion, models_storage
+from classifier.models import Classification, Correction, ModelVersion, models_storage
 from classifier.views import stored_file_response, thumbnail_response
 
 EXPORT_FORMATS = {"tflite": "TFLite (LiteRT)", "onnx": "ONNX"}
@@ -167,3 +170,30 @@ class ClassificationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # results come from uploads
+
+
+@admin.register(Correction)
+class CorrectionAdmin(admin.ModelAdmin):
+    """Results their owners marked wrong, with the right label: material for the next training
+    run, exported as an image-folder dataset that the training form takes as it is."""
+
+    list_display = ("thumbnail", "original_filename", "owner", "top_label", "corrected_label", "model_name", "corrected_at")
+    list_filter = ("corrected_label", "model_name")
+    search_fields = ("original_filename", "owner__username", "corrected_label")
+    readonly_fields = ("thumbnail",) + tuple(f.name for f in Classification._meta.fields if f.name != "id")
+    actions = ["export_dataset"]
+    thumbnail = ClassificationAdmin.thumbnail
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(corrected_label="").order_by("-corrected_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Export the selected corrections as an image-folder dataset (zip)")
+    def export_dataset(self, request, queryset):
+        target = tempfile.SpooledTemporaryFile(max_size=16 * 2**20)
+        count = Classification.write_corrections_dataset(queryset, target)
+        target.seek(0)
+        self.message_user(request, f"{count} corrected images exported.")
+        return FileResponse(target, as_attachment=True, filename=f"corrections-{timezone.now():%Y%m%d-%H%M}.zip")

@@ -40,7 +40,7 @@ class ClassificationSerializer(serializers.ModelSerializer):
         fields = (
             "id", "status", "created_at", "finished_at", "original_filename", "source_url", "width",
             "height", "format", "image_url", "model_version", "top_label", "top_probability",
-            "uncertain", "predictions", "error",
+            "uncertain", "predictions", "error", "corrected_label",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -217,6 +217,36 @@ class ClassificationHeatmapView(APIView):
     )
     def get(self, request, pk):
         return heatmap_response(visible_classification(request, pk))
+
+
+class FeedbackSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, help_text="The right label (one of the model's classes, or a new one).")
+
+
+class ClassificationFeedbackView(APIView):
+    throttle_scope = "read"  # a small write, as cheap as a read
+
+    def owned(self, request, pk):
+        classification = visible_classification(request, pk)
+        if not classification.can_correct(request):
+            raise Http404
+        return classification
+
+    @extend_schema(request=FeedbackSerializer, responses=ClassificationSerializer, summary="Say the result is wrong and give the right label")
+    def post(self, request, pk):
+        classification = self.owned(request, pk)
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            classification.correct(serializer.validated_data["label"])
+        except ValueError as exc:
+            raise exceptions.ValidationError({"label": [str(exc)]}) from None
+        return Response(ClassificationSerializer(classification, context={"request": request}).data)
+
+    @extend_schema(responses={204: None}, summary="Take a correction back")
+    def delete(self, request, pk):
+        self.owned(request, pk).correct(None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SharedHistoryView(APIView):

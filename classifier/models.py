@@ -3,6 +3,7 @@ import io
 import json
 import logging
 import uuid
+import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -198,6 +199,9 @@ class Classification(models.Model):
     heatmap_key = models.CharField(max_length=300, blank=True)
     heatmap_requested_at = models.DateTimeField(null=True, blank=True)
     heatmap_error = models.CharField(max_length=500, blank=True)
+    # The owner's feedback: the right label when the model got it wrong.
+    corrected_label = models.CharField(max_length=100, blank=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
     sha256 = models.CharField(max_length=64)
@@ -350,6 +354,44 @@ class Classification(models.Model):
     def can_delete(self, request) -> bool:
         return self.owner_id is not None and self.owner_id == request.user.pk
 
+    can_correct = can_delete  # feedback is the owner's, like deletion
+
+    def correct(self, label: str):
+        """Record the right label for a finished result (None clears it). Raises ValueError
+        saying why a label is refused."""
+        if label is None:
+            self.corrected_label, self.corrected_at = "", None
+        else:
+            label = " ".join(label.split())
+            if self.status != self.Status.DONE:
+                raise ValueError("Only a finished classification can be corrected.")
+            from classifier.validation import CLASS_NAME
+
+            if not CLASS_NAME.match(label):
+                raise ValueError("A label is 1 to 100 letters, digits, spaces and . _ + - (it becomes a folder name).")
+            if label == self.top_label:
+                raise ValueError(f"The model already said {label}.")
+            self.corrected_label, self.corrected_at = label, timezone.now()
+        Classification.objects.filter(pk=self.pk).update(corrected_label=self.corrected_label, corrected_at=self.corrected_at)
+
+    @classmethod
+    def write_corrections_dataset(cls, corrections, target):
+        """Write the corrected images into the zip file object `target` as an image-folder
+        dataset (<right label>/<id>.<ext>), ready to upload as training data. Returns how
+        many images it holds; those whose file is gone are left out."""
+        written = 0
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+            for correction in corrections.exclude(corrected_label="").iterator():
+                try:
+                    data = correction.read_image()
+                except (FileNotFoundError, *STORAGE_ERRORS) as exc:
+                    log.warning("correction %s left out of the export: %s", correction.pk, exc)
+                    continue
+                extension = correction.image_key.rsplit(".", 1)[-1]
+                archive.writestr(f"{correction.corrected_label}/{correction.pk}.{extension}", data)
+                written += 1
+        return written
+
     @property
     def duration_ms(self):
         return self.timings.get("total_ms")
@@ -480,3 +522,10 @@ class Classification(models.Model):
             except STORAGE_ERRORS as exc:
                 log.warning("classification %s deleted; its file %s was not: %s", pk, key, exc)
         return result
+
+
+class Correction(Classification):
+    """A result its owner corrected: the admin lists these and exports them as a dataset."""
+
+    class Meta:
+        proxy = True

@@ -10,6 +10,7 @@ urlpatterns = [
     path("c/<str:pk>/thumbnail", views.result_thumbnail, name="result_thumbnail"),
     path("c/<str:pk>/heatmap", views.result_heatmap, name="result_heatmap"),
     path("c/<str:pk>/delete", views.delete_one, name="delete"),
+    path("c/<str:pk>/feedback", views.feedback, name="feedback"),
     path("history/", views.my_history, name="history"),
     path("history/delete", views.delete_many, name="delete_many"),
     path("history/export.<str:fmt>", views.export, name="export"),

@@ -8,6 +8,7 @@ decoded), and the first frame decodes completely (truncated or corrupt files fai
 
 import hashlib
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ ALLOWED_FORMATS = {
     "BMP": ("bmp", "image/bmp"),
 }
 FORMAT_NAMES = "JPEG, PNG, GIF, WebP or BMP"
+
+
+# A class name that is also a safe folder name in image-folder datasets (letters, digits,
+# spaces and . _ + -, starting with a letter or digit).
+CLASS_NAME = re.compile(r"^[\w][\w .+-]{0,99}$")
 
 
 class InvalidImage(ValueError):

@@ -91,6 +91,21 @@ def delete_one(request, pk):
     return redirect("history")
 
 
+@require_POST
+def feedback(request, pk):
+    """The owner says the model was wrong and gives the right label (or takes it back)."""
+    classification = visible_classification(request, pk)
+    if not classification.can_correct(request):
+        raise Http404
+    try:
+        classification.correct(None if "clear" in request.POST else request.POST.get("label", ""))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Thank you: your correction was recorded." if classification.corrected_label else "Your correction was removed.")
+    return redirect("result", classification.pk)
+
+
 @login_required
 @require_GET
 def export(request, fmt):
@@ -147,7 +162,12 @@ def result(request, pk):
     return render(
         request,
         "classifier/result.html",
-        {"c": classification, "payload": classification.status_payload(), "can_delete": classification.can_delete(request)},
+        {
+            "c": classification,
+            "payload": classification.status_payload(),
+            "can_delete": classification.can_delete(request),
+            "can_correct": classification.can_correct(request),
+        },
     )
 
 

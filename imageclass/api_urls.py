@@ -12,6 +12,7 @@ urlpatterns = [
     path("classifications/<str:pk>/", classifier_api.ClassificationDetailView.as_view(), name="classification-detail"),
     path("classifications/<str:pk>/image/", classifier_api.ClassificationImageView.as_view(), name="classification-image"),
     path("classifications/<str:pk>/heatmap/", classifier_api.ClassificationHeatmapView.as_view(), name="classification-heatmap"),
+    path("classifications/<str:pk>/feedback/", classifier_api.ClassificationFeedbackView.as_view(), name="classification-feedback"),
     path("shares/", accounts_api.ShareListView.as_view(), name="share-list"),
     path("shares/<str:pk>/", accounts_api.ShareDetailView.as_view(), name="share-detail"),
     path("shared/<str:username>/classifications/", classifier_api.SharedHistoryView.as_view(), name="shared-history"),

@@ -16,9 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
-from classifier.validation import InvalidImage, inspect_image
+from classifier.validation import CLASS_NAME, InvalidImage, inspect_image
 
-CLASS_NAME = re.compile(r"^[\w][\w .+-]{0,99}$")
 # The first bytes of the formats uploads accept (decoding later decides, this refuses early).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 ARCHIVE_SIGNATURES = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")

@@ -4,6 +4,7 @@ import json
 import logging
 import uuid
 import zipfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -131,7 +132,7 @@ class ModelVersion(models.Model):
         if record.get("status") == "ready":
             return "ready"
         if record.get("status") == "pending":
-            requested = timezone.datetime.fromisoformat(record["requested_at"])
+            requested = datetime.fromisoformat(record["requested_at"])
             if (timezone.now() - requested).total_seconds() < settings.EXPORT_RETRY_AFTER:
                 return "pending"
         self.set_export(fmt, {"status": "pending", "requested_at": timezone.now().isoformat()})
@@ -492,7 +493,7 @@ class Classification(models.Model):
         if self.status != self.Status.DONE or self.heatmap_error:
             return self.Heatmap.UNAVAILABLE
         now = timezone.now()
-        stale = now - timezone.timedelta(seconds=settings.HEATMAP_RETRY_AFTER)
+        stale = now - timedelta(seconds=settings.HEATMAP_RETRY_AFTER)
         asked = self.transition({"heatmap_key": "", "heatmap_requested_at": None}, heatmap_requested_at=now) or (
             self.transition({"heatmap_key": "", "heatmap_requested_at": {"$lt": stale}}, heatmap_requested_at=now)
         )

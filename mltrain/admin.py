@@ -6,7 +6,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mltrain.forms import TrainingJobForm
-from mltrain.models import TrainingJob
+from imageclass.storage import STORAGE_ERRORS
+from mltrain.models import QueueUnavailable, TrainingJob
 
 
 @admin.register(TrainingJob)
@@ -48,24 +49,31 @@ class TrainingJobAdmin(admin.ModelAdmin):
             raise Http404
         form = TrainingJobForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            job = TrainingJob.start(
-                form.cleaned_data["dataset"],
-                form.summary,
-                name=form.cleaned_data["name"],
-                config=form.config(),
-                activate_when_done=form.cleaned_data["activate_when_done"],
-                user=request.user,
-            )
+            try:
+                job = TrainingJob.start(
+                    form.cleaned_data["dataset"],
+                    form.summary,
+                    name=form.cleaned_data["name"],
+                    config=form.config(),
+                    activate_when_done=form.cleaned_data["activate_when_done"],
+                    user=request.user,
+                )
+            except (QueueUnavailable, *STORAGE_ERRORS) as exc:
+                form.add_error(None, str(exc) if isinstance(exc, QueueUnavailable) else "Storage is unavailable; please try again shortly.")
+                return self.start_page(request, form, status=503)
             self.log_addition(request, job, "Started training")
             self.message_user(request, f"Training of {job.name} queued: {form.summary.images} images in {len(form.summary.class_counts)} classes.")
             return redirect("admin:mltrain_trainingjob_change", job.pk)
+        return self.start_page(request, form)
+
+    def start_page(self, request, form, status=200):
         context = {
             **self.admin_site.each_context(request),
             "title": "Train a model on your own classes",
             "form": form,
             "opts": self.model._meta,
         }
-        return TemplateResponse(request, "admin/mltrain/trainingjob/start.html", context)
+        return TemplateResponse(request, "admin/mltrain/trainingjob/start.html", context, status=status)
 
     def progress_view(self, request, pk):
         job = TrainingJob.objects.filter(pk=pk).first()

@@ -8,6 +8,10 @@ from django.utils import timezone
 from classifier.models import ModelVersion
 
 
+class QueueUnavailable(Exception):
+    """The job could not be queued; nothing of it was kept."""
+
+
 class TrainingJob(models.Model):
     """A transfer-learning run started from the admin: a zip of class folders in, a published
     model version out, with its progress recorded epoch by epoch."""
@@ -69,9 +73,10 @@ class TrainingJob(models.Model):
         )
         try:
             train_model.delay(str(job.pk))
-        except Exception:
+        except Exception as exc:  # kombu raises many kinds when the broker is away
             job.delete()
-            raise
+            storage.delete(key)
+            raise QueueUnavailable("The training queue is unavailable; please try again shortly.") from exc
         return job
 
     def transition(self, from_status: str, **changes) -> bool:

@@ -26,6 +26,8 @@ WEB = {
     "result_status": ("get", "/c/{pk}/status", dict(alice=200, bob=200, charlie=404, anonymous=404, deactivated=404)),
     "result_image": ("get", "/c/{pk}/image", dict(alice=200, bob=200, charlie=404, anonymous=404, deactivated=404)),
     "result_thumbnail": ("get", "/c/{pk}/thumbnail", dict(alice=200, bob=200, charlie=404, anonymous=404, deactivated=404)),
+    "result_heatmap": ("get", "/c/{pk}/heatmap", dict(alice=202, bob=202, charlie=404, anonymous=404, deactivated=404)),
+    "feedback": ("post", "/c/{pk}/feedback", dict(alice=302, bob=404, charlie=404, anonymous=404, deactivated=404)),
     "delete": ("post", "/c/{pk}/delete", dict(alice=302, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
     "history": ("get", "/history/", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
     "delete_many": ("post", "/history/delete", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
@@ -41,6 +43,8 @@ WEB = {
 API = {
     "api:classification-detail": ("get", "/api/v1/classifications/{pk}/", dict(alice=200, bob=200, charlie=404, anonymous=401, deactivated=401)),
     "api:classification-image": ("get", "/api/v1/classifications/{pk}/image/", dict(alice=200, bob=200, charlie=404, anonymous=401, deactivated=401)),
+    "api:classification-heatmap": ("get", "/api/v1/classifications/{pk}/heatmap/", dict(alice=202, bob=202, charlie=404, anonymous=401, deactivated=401)),
+    "api:classification-feedback": ("post", "/api/v1/classifications/{pk}/feedback/", dict(alice=400, bob=404, charlie=404, anonymous=401, deactivated=401)),
     "api:classification-list": ("get", "/api/v1/classifications/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
     "api:shared-history": ("get", "/api/v1/shared/alice/classifications/", dict(alice=404, bob=200, charlie=404, anonymous=401, deactivated=401)),
     "api:share-list": ("get", "/api/v1/shares/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),

@@ -10,7 +10,7 @@ import requests
 
 # The bench scripts start the app and act as API clients; they import each other as scripts.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from app import running_app  # noqa: E402
+from app import free_port, running_app  # noqa: E402
 from load import photo, sign_up  # noqa: E402
 
 
@@ -29,3 +29,83 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
             time.sleep(0.1)
         assert result["status"] == "done" and result["model_version"] == "cifar10 v1"
         assert len(result["predictions"]) == 3
+
+
+def staff_session(url: str, mongodb_port: int, username: str, password: str) -> requests.Session:
+    """Make the registered `username` a superuser (straight in the app's database, as
+    `createsuperuser` would) and log in to the admin with a browser-like session."""
+    import pymongo
+
+    with pymongo.MongoClient(f"mongodb://127.0.0.1:{mongodb_port}/?directConnection=true") as client:
+        client["imageclass"]["accounts_user"].update_one({"username": username}, {"$set": {"is_staff": True, "is_superuser": True}})
+    browser = requests.Session()
+    browser.get(f"{url}/admin/login/", timeout=10)
+    response = browser.post(f"{url}/admin/login/", timeout=10, data={
+        "username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"], "next": "/admin/",
+    }, headers={"Referer": f"{url}/admin/login/"})  # fmt: skip
+    assert "Log out" in response.text or "logout" in response.text, response.text[:500]
+    return browser
+
+
+def wait_for(fetch, done, timeout):
+    deadline = time.monotonic() + timeout
+    while not done(value := fetch()):
+        assert time.monotonic() < deadline, value
+        time.sleep(0.5)
+    return value
+
+
+def test_custom_classes_trained_in_the_admin_serve_uploads_with_heatmaps_and_exports(tmp_path):
+    """The issue's check: a model for new classes trained from an image folder through the
+    admin (on the training worker), activated, then used for uploads through the API and the
+    web; heatmaps appear; the exports are built and downloadable."""
+    import io
+    import zipfile
+
+    from tests.imagefolder import make_image_folder
+
+    folder = make_image_folder(tmp_path / "colours", per_class=6)
+    dataset = io.BytesIO()
+    with zipfile.ZipFile(dataset, "w") as archive:
+        for path in sorted(folder.rglob("*.*")):
+            archive.write(path, f"colours/{path.relative_to(folder)}")
+    mongodb_port = free_port()
+    with running_app("embedded", EMBEDDED_MONGODB_PORT=str(mongodb_port)) as (url, _):
+        api = f"{url}/api/v1/"
+        password = "a long admin passphrase"
+        requests.post(f"{api}auth/register/", json={"username": "boss", "email": "boss@example.com", "password": password}, timeout=30).raise_for_status()
+        browser = staff_session(url, mongodb_port, "boss", password)
+        start = f"{url}/admin/mltrain/trainingjob/new/"
+        browser.get(start, timeout=10)
+        response = browser.post(start, timeout=60, headers={"Referer": start}, data={
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"], "name": "colours", "backbone": "imageclass",
+            "head_epochs": 2, "fine_tune_epochs": 1, "batch_size": 8, "validation_fraction": 0.25, "activate_when_done": "on",
+        }, files={"dataset": ("colours.zip", dataset.getvalue(), "application/zip")})  # fmt: skip
+        assert response.status_code == 200 and "/change/" in response.url, response.text[:2000]
+        progress_url = response.url.replace("/change/", "/progress/")
+        job = wait_for(lambda: browser.get(progress_url, timeout=10).json(), lambda job: job["finished"], 240)
+        assert job["status"] == "done" and job["model_version"] == "colours v1", job
+        assert [entry["phase"] for entry in job["history"]] == ["head", "head", "fine-tune"]
+
+        client = requests.Session()
+        client.headers["Authorization"] = "Token " + client.post(f"{api}auth/token/", json={"username": "boss", "password": password}, timeout=30).json()["token"]
+        active = client.get(f"{api}models/active/", timeout=10).json()
+        assert active["class_names"] == ["blue", "green", "red"]
+        red = io.BytesIO()
+        from PIL import Image
+
+        Image.new("RGB", (40, 40), (220, 40, 40)).save(red, "PNG")
+        created = client.post(f"{api}classifications/", files={"image": ("red.png", red.getvalue())}, timeout=30)
+        result = wait_for(lambda: client.get(created.headers["Location"] + "?wait=5", timeout=30).json(), lambda r: r["status"] in ("done", "failed"), 120)
+        assert result["status"] == "done" and result["model_version"] == "colours v1"
+        assert {p["label"] for p in result["predictions"]} == {"blue", "green", "red"}
+        heatmap_url = created.headers["Location"] + "heatmap/"
+        heatmap = wait_for(lambda: client.get(heatmap_url, timeout=10), lambda r: r.status_code != 202, 120)
+        assert heatmap.status_code == 200 and heatmap.headers["Content-Type"] == "image/jpeg"
+        page = browser.get(f"{url}/c/{result['id']}/", timeout=10)  # the web page, with the owner's session
+        assert "colours v1" in page.text and "Show where the model looked" in page.text
+
+        for fmt in ("tflite", "onnx"):
+            download = f"{url}/admin/classifier/modelversion/{active['id']}/download/{fmt}"
+            exported = wait_for(lambda: browser.get(download, timeout=30, allow_redirects=False), lambda r: r.status_code == 200, 180)
+            assert exported.headers["Content-Disposition"].endswith(f'colours-v1.{fmt}"') and len(exported.content) > 10_000

@@ -1,8 +1,10 @@
 """Inference speed of a model file (default: the shipped model) at batch 1, 8, 32 and 256:
 Keras `model.predict` (the thesis app's path, the baseline), a direct Keras call (the workers'
-earlier path) and LiteRT converted from the same file (the workers' path,
-INFERENCE_RUNTIME=litert), with each path's top-1 agreement with the baseline on validation
-images. Prints a table and writes bench/results/inference.md.
+first path), LiteRT fp32 converted from the same file (INFERENCE_RUNTIME=litert) and LiteRT
+with int8 weights (the workers' default path, INFERENCE_RUNTIME=litert-int8, served only when
+the model's calibration images pass the agreement and accuracy limits), with each path's top-1
+agreement with the baseline and accuracy on validation images. Prints a table and writes
+bench/results/inference.md.
 
     .venv/bin/python bench/inference.py [--model PATH] [--seconds 3]
 """
@@ -76,7 +78,7 @@ def main():
     django.setup()
     import keras
 
-    from classifier.runtime import KerasRunner, litert_runner
+    from classifier.runtime import KerasRunner, litert_runner, runner_for
     from mltrain import architectures
 
     run = json.loads((args.model.parent / "training.json").read_text())
@@ -88,8 +90,14 @@ def main():
     paths = {
         "Keras model.predict (baseline)": lambda x: model.predict(x, batch_size=len(x), verbose=0),
         "Keras call": KerasRunner(model),
-        "LiteRT (worker path)": litert_runner(scratch),
+        "LiteRT fp32": litert_runner(scratch),
     }
+    calibration = args.model.parent / "calibration.npz"
+    int8 = runner_for(scratch, "litert-int8", calibration if calibration.exists() else None)
+    if getattr(int8, "path", None) == scratch.with_suffix(".int8.tflite"):
+        paths["LiteRT int8 weights (worker path)"] = int8
+    else:
+        print("int8 was refused for this model (the log says why): workers serve it in fp32")
     # The performance issue's figures come from another CPU: the thesis-size network through
     # the same runtime puts them on this machine's scale.
     thesis = scratch.with_name("thesis.keras")

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = (
-    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "MODEL_CARD.md", "training.json",
+    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "calibration.npz",
+    "MODEL_CARD.md", "training.json",
 )  # fmt: skip
 
 

@@ -296,11 +296,10 @@ UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", 0.5, minimum=0, maximum=1)
 SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
 # Where workers keep local copies of model artifacts (Keras loads from a file).
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
-# litert: the active Keras model converted once to LiteRT (XNNPACK), about 20x faster per image
-# at batch 1 than Keras; keras: the Keras model itself (the reference).
-# Inference workers load the active model right after fork; the training worker need not.
-PRELOAD_MODEL = env_bool("PRELOAD_MODEL", True)
-INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert", choices=("litert", "keras"))
+# litert-int8: the active Keras model converted once to LiteRT (XNNPACK) with int8 weights,
+# where its calibration images show int8 answers as the model does (else fp32 LiteRT);
+# litert: fp32 LiteRT, about 20x faster than Keras at batch 1; keras: the Keras model itself.
+INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras"))
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

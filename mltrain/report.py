@@ -2,7 +2,8 @@
 
 metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix), curves.png
 (accuracy and loss, train vs validation), confusion_matrix.png, misclassified.npz (examples of
-each confusion-matrix cell, for the model's quality page) and MODEL_CARD.md.
+each confusion-matrix cell, for the model's quality page), calibration.npz (labelled validation
+images for checking derived runtimes) and MODEL_CARD.md.
 """
 
 import csv
@@ -19,6 +20,10 @@ import numpy as np  # noqa: E402
 EVALUATION_BATCH = 256
 EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
 EXAMPLE_SIDE = 96  # larger images are kept as thumbnails of this side
+# Validation images kept with the model (calibration.npz), on which a worker checks that a
+# quantized conversion still gives the model's answers before serving it.
+CALIBRATION_IMAGES = 1000
+CALIBRATION_MAX_BYTES = 16 * 2**20
 
 
 def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
@@ -72,6 +77,16 @@ def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
         "predicted": predicted[chosen].astype(np.int32),
         "probability": confidence[chosen].astype(np.float32),
     }
+
+
+def calibration_sample(dataset, seed: int = 0) -> dict:
+    """Up to CALIBRATION_IMAGES validation images (fewer when they are large), every class in
+    proportion, with their labels."""
+    from mltrain.datasets import stratified_sample
+
+    count = min(CALIBRATION_IMAGES, CALIBRATION_MAX_BYTES // dataset.images[0].nbytes)
+    chosen = stratified_sample(np.arange(len(dataset)), dataset.labels, count, seed)
+    return {"images": dataset.images[chosen], "labels": dataset.labels[chosen].astype(np.int32)}
 
 
 def evaluate(model, dataset) -> dict:
@@ -202,6 +217,7 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     probabilities = predict_probabilities(model, validation.images)
     metrics = classification_metrics(probabilities, validation.labels, validation.class_names)
     np.savez_compressed(output / "misclassified.npz", **misclassified_examples(probabilities, validation))
+    np.savez_compressed(output / "calibration.npz", **calibration_sample(validation))
     report = {"validation": metrics, "epochs": len(history), "history": history}
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, output / "curves.png")

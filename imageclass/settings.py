@@ -270,7 +270,11 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "inference")
 # Training and exports run on their own worker (`--queues training`): an hour-long run must
 # never hold up classification.
 TRAINING_QUEUE = "training"
-CELERY_TASK_ROUTES = {"mltrain.tasks.*": {"queue": TRAINING_QUEUE}}
+CELERY_TASK_ROUTES = {
+    # The sweep for abandoned training jobs runs where a worker always listens.
+    "mltrain.tasks.sweep_abandoned_jobs": {"queue": CELERY_TASK_DEFAULT_QUEUE},
+    "mltrain.tasks.*": {"queue": TRAINING_QUEUE},
+}
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
 CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 60, minimum=1)
 CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 90, minimum=2)
@@ -280,8 +284,12 @@ CLASSIFY_MAX_ATTEMPTS = env_int("CLASSIFY_MAX_ATTEMPTS", 3, minimum=1)  # delive
 CLASSIFY_BATCH_SIZE = env_int("CLASSIFY_BATCH_SIZE", 16, minimum=1)
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 60, minimum=5)  # seconds between stuck-job sweeps
 SWEEP_MAX_REQUEUES = env_int("SWEEP_MAX_REQUEUES", 3, minimum=0)
+# A training job that has shown no progress (a started epoch or phase) for this long lost its
+# worker: the sweep fails it, and a retry resumes from its checkpoints.
+TRAINING_STALE_AFTER = env_int("TRAINING_STALE_AFTER", 3 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-classifications": {"task": "classifier.tasks.sweep_stuck_jobs", "schedule": SWEEP_INTERVAL},
+    "sweep-abandoned-training": {"task": "mltrain.tasks.sweep_abandoned_jobs", "schedule": 10 * SWEEP_INTERVAL},
 }
 TOP_K = env_int("TOP_K", 3, minimum=1)
 # A heatmap asked for but not made within this many seconds is asked for again.

@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import storages
@@ -36,10 +37,12 @@ class TrainingJob(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the last sign of life of its worker
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="trainingjob_sweep")]
 
     def __str__(self):
         return f"training {self.name} ({self.status})"
@@ -91,11 +94,23 @@ class TrainingJob(models.Model):
         return won
 
     def claim(self) -> bool:
-        return self.transition(self.Status.QUEUED, status=self.Status.RUNNING, started_at=timezone.now())
+        now = timezone.now()
+        return self.transition(self.Status.QUEUED, status=self.Status.RUNNING, started_at=now, heartbeat_at=now)
+
+    def beat(self):
+        TrainingJob.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+
+    @classmethod
+    def fail_abandoned(cls) -> int:
+        """Fail running jobs whose worker has shown no sign of life for TRAINING_STALE_AFTER."""
+        stale = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER)
+        abandoned = cls.objects.filter(status=cls.Status.RUNNING, heartbeat_at__lt=stale)
+        minutes = settings.TRAINING_STALE_AFTER // 60
+        return sum(job.fail(f"The training worker stopped (no progress for {minutes} minutes); retry to resume.") for job in abandoned)
 
     def record_epoch(self, phase: str, epoch: int, epochs: int, metrics: dict):
         entry = {"phase": phase, "epoch": epoch, "epochs": epochs, **{k: round(float(v), 4) for k, v in metrics.items()}}
-        TrainingJob.objects.filter(pk=self.pk).update(progress=entry, history=[*self.history, entry])
+        TrainingJob.objects.filter(pk=self.pk).update(progress=entry, history=[*self.history, entry], heartbeat_at=timezone.now())
         self.history.append(entry)
 
     def succeed(self, version: ModelVersion) -> bool:

@@ -28,7 +28,11 @@ def progress_callback(job: TrainingJob, config):
     total = config.head_epochs + config.fine_tune_epochs
 
     class Progress(keras.callbacks.Callback):
-        """Records every finished epoch on the job, which the admin page shows live."""
+        """Records every finished epoch on the job, which the admin page shows live, and each
+        phase's start as a sign of life (an epoch can take long)."""
+
+        def on_train_begin(self, logs=None):
+            job.beat()
 
         def on_epoch_end(self, epoch, logs=None):
             backbone_trains = any(
@@ -99,3 +103,9 @@ def export_model(version_id: str, fmt: str):
         version.set_export(fmt, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]})
         return
     version.set_export(fmt, {**record, "status": "ready", "built_at": timezone.now().isoformat()})
+
+
+@shared_task(ignore_result=True)
+def sweep_abandoned_jobs():
+    """Fail training jobs whose worker died mid-run (the admin can then retry them)."""
+    return TrainingJob.fail_abandoned()

@@ -125,6 +125,7 @@ def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, 
 
     job.refresh_from_db()
     assert job.status == "done", job.error
+    assert job.heartbeat_at > job.started_at  # every phase and epoch is a sign of life
     assert [entry["phase"] for entry in job.history][:1] == ["head"] and job.history[-1]["phase"] == "fine-tune"
     version = ModelVersion.active()
     assert version == job.model_version and version.name == "colours"
@@ -153,3 +154,31 @@ def test_a_failed_job_says_why_and_can_be_retried(admin_client, db, colours, set
     assert job.retry()
     job.refresh_from_db()
     assert job.status == "queued" and job.error == ""
+
+
+def test_a_job_whose_worker_died_is_failed_by_the_sweep_and_can_be_retried(db, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mltrain.tasks import sweep_abandoned_jobs
+
+    settings.TRAINING_STALE_AFTER = 3600
+    now = timezone.now()
+    alive = TrainingJob.objects.create(name="alive", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=59))
+    dead = TrainingJob.objects.create(name="dead", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=61))
+    assert sweep_abandoned_jobs() == 1
+    alive.refresh_from_db()
+    dead.refresh_from_db()
+    assert alive.status == "running"
+    assert dead.status == "failed" and "no progress for 60 minutes" in dead.error
+    assert dead.retry()
+
+
+def test_the_sweep_runs_on_the_inference_queue_and_training_on_its_own():
+    from celery import current_app
+
+    router = current_app.amqp.router
+    assert router.route({}, "mltrain.tasks.sweep_abandoned_jobs")["queue"].name == "inference"
+    assert router.route({}, "mltrain.tasks.train_model")["queue"].name == "training"
+    assert router.route({}, "mltrain.tasks.export_model")["queue"].name == "training"

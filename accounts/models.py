@@ -84,9 +84,10 @@ class ApiToken(models.Model):
     @classmethod
     def user_for(cls, key: str):
         """The user a key authenticates, or None."""
-        token = cls.objects.filter(digest=cls.hash(key)).select_related("user").first()
-        if token is None or not token.user.is_active:
+        # Two point lookups on unique indexes: every API request makes them, and a join
+        # ($lookup) cost the embedded engine two thirds of its time under load.
+        token = cls.objects.filter(digest=cls.hash(key)).only("user_id", "password_binding").first()
+        user = User.objects.filter(pk=token.user_id).first() if token else None
+        if user is None or not user.is_active or not constant_time_compare(token.password_binding, user.get_session_auth_hash()):
             return None
-        if not constant_time_compare(token.password_binding, token.user.get_session_auth_hash()):
-            return None
-        return token.user
+        return user

@@ -96,11 +96,7 @@ class ModelVersion(models.Model):
         storage = models_storage()
         # Slow I/O first; the record is written only once every file is stored.
         artifact_key = storage.save(f"{prefix}/model.keras", ContentFile(artifact))
-        report_keys = {
-            filename: storage.save(f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes()))
-            for filename in REPORT_FILES
-            if (run_dir / filename).exists()
-        }
+        report_keys = cls.store_report_files(prefix, run_dir)
         height, width = run["input_shape"][:2]
         model_version = cls.objects.create(
             name=name,
@@ -140,6 +136,25 @@ class ModelVersion(models.Model):
         # By name: classifier never imports mltrain, which runs the export on the training queue.
         current_app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
         return "pending"
+
+    @staticmethod
+    def store_report_files(prefix: str, run_dir: Path, already=()) -> dict:
+        """Copy the run's report files (but those `already` stored) under `prefix`: {name: key}."""
+        storage = models_storage()
+        return {
+            filename: storage.save(f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes()))
+            for filename in REPORT_FILES
+            if filename not in already and (run_dir / filename).exists()
+        }
+
+    def complete_report(self, run_dir: Path) -> list[str]:
+        """Store the report files of the run this version came from that it does not have yet
+        (a registry filled before reports kept them); returns their names."""
+        added = self.store_report_files(self.artifact_key.rsplit("/", 1)[0], Path(run_dir), already=self.report_keys)
+        if added:
+            self.report_keys = {**self.report_keys, **added}
+            ModelVersion.objects.filter(pk=self.pk).update(report_keys=self.report_keys)
+        return sorted(added)
 
     def record_load_error(self, error: str):
         ModelVersion.objects.filter(pk=self.pk).update(load_error=error[:1000])

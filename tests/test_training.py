@@ -226,3 +226,18 @@ def test_the_shipped_model_is_registered_as_committed(db, registry):
     assert (version.name, version.input_size) == ("cifar10", (32, 32))
     assert version.class_names == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert version.validation_accuracy > 0.85
+
+
+def test_a_shipped_version_registered_before_its_report_grew_gets_the_new_files(db, registry):
+    from django.core.files.storage import storages
+
+    call_command("publish_shipped")
+    version = ModelVersion.active()
+    for name in ("misclassified.npz", "calibration.npz"):
+        storages["models"].delete(version.report_keys.pop(name))
+    ModelVersion.objects.filter(pk=version.pk).update(report_keys=version.report_keys)
+    call_command("publish_shipped")
+    version.refresh_from_db()
+    assert {"misclassified.npz", "calibration.npz"} <= set(version.report_keys)
+    assert all(storages["models"].exists(key) for key in version.report_keys.values())
+    assert ModelVersion.objects.count() == 1

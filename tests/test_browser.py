@@ -1,6 +1,6 @@
 """End to end in headless Chromium (Debian's, driven by Playwright) against a live server and a
-real worker: sign up, upload, see the result arrive, find it by search, share it, and see it
-as the grantee."""
+real worker: sign up, upload, see the result arrive, see where the model looked, correct it,
+find it by search, share it, and see it as the grantee."""
 
 import os
 import shutil
@@ -61,6 +61,17 @@ def test_sign_up_upload_search_share(live_server, browser, worker, bob, tmp_path
     assert top_label in {"blue", "green", "red"}
     assert page.locator("#top-predictions li").count() == 3
     page.screenshot(path=str(tmp_path / "result.png"))
+
+    page.check("#heatmap-toggle")  # the worker makes the heatmap on this first request
+    page.wait_for_function("document.getElementById('result-image').src.startsWith('blob:')", timeout=60_000)
+    page.uncheck("#heatmap-toggle")
+    assert "/image" in page.get_attribute("#result-image", "src")
+
+    page.reload()
+    other = next(label for label in ("blue", "green", "red") if label != top_label)
+    page.fill("#feedback-label", other)
+    page.click("text=Send correction")
+    page.wait_for_selector(f"text=You said this is {other}")
 
     page.goto(f"{live_server.url}/history/?q=garden")
     assert page.locator(".history-card").count() == 1

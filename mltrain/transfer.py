@@ -15,7 +15,9 @@ history.csv, checkpoints/), plus head.weights.h5 once the first phase is done, s
 interrupted run skips what it finished.
 """
 
+import functools
 import json
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +36,7 @@ HEAD_LAYERS = {"head_dropout", "probabilities"}
 @dataclass(frozen=True)
 class Backbone:
     application: str  # the keras.applications constructor; empty for our own models
-    input_size: int  # its default square input
+    input_size: int | None  # its default square input; ours: the model file's
     preprocessing: str  # "tf": scale to [-1, 1]; "caffe": subtract the mean, BGR; "raw": 0-255 as is
     fine_tune_from: str  # the first layer of the top blocks unfrozen in the second phase
 
@@ -45,7 +47,7 @@ BACKBONES = {
     "resnet50": Backbone("ResNet50", 224, "caffe", "conv5_block1_1_conv"),
     "vgg16": Backbone("VGG16", 224, "caffe", "block5_conv1"),
     # One of our CIFAR-10 models (a model.keras file): its body up to the pooled features.
-    "imageclass": Backbone("", 32, "raw", "group3_conv1"),
+    "imageclass": Backbone("", None, "raw", "group3_conv1"),
 }
 
 
@@ -72,7 +74,20 @@ class TransferConfig:
         return f"transfer:{self.backbone}"
 
     def input_size(self) -> int:
-        return self.image_size or BACKBONES[self.backbone].input_size
+        if self.image_size:
+            return self.image_size
+        if self.backbone == "imageclass":
+            return own_model_input_size(self.weights)
+        return BACKBONES[self.backbone].input_size
+
+
+@functools.cache
+def own_model_input_size(path: str) -> int:
+    """The input side of one of our model files, read from its saved configuration (the data
+    is loaded at this size before any model is built)."""
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    return config["config"]["layers"][0]["config"]["batch_shape"][1]
 
 
 def preprocessing_layers(x, kind: str):

@@ -118,3 +118,10 @@ def test_an_interrupted_transfer_run_skips_the_finished_head_phase(folder, tmp_p
 def test_imageclass_backbone_needs_a_model_file(tmp_path):
     with pytest.raises(CommandError, match="not a model file"):
         call_command("train_transfer", "--data", str(tmp_path), "--backbone", "imageclass", "--weights", str(tmp_path / "x.keras"))
+
+
+def test_our_backbone_keeps_its_model_input_size(tiny_run, tmp_path):
+    config = transfer.TransferConfig(backbone="imageclass", weights=str(tiny_run / "model.keras"))
+    assert config.input_size() == 32  # read from the file, before any model is built
+    with pytest.raises(CommandError, match="input size"):
+        call_command("train_transfer", "--data", str(tmp_path), "--backbone", "imageclass", "--image-size", "64")

@@ -53,6 +53,8 @@ class Command(BaseCommand):
         from mltrain import data_sources
         from mltrain.transfer import TransferConfig, run
 
+        if options["backbone"] == "imageclass" and options["image_size"]:
+            raise CommandError("--backbone imageclass keeps its model's input size; leave out --image-size")
         try:
             weights = data_sources.backbone_weights(options["backbone"], options["weights"])
         except ValueError as exc:

@@ -31,6 +31,9 @@ class ClassificationSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     model_version = serializers.CharField(source="model_name")
     predictions = PredictionSerializer(many=True)
+    class_names = serializers.ListField(
+        child=serializers.CharField(), help_text="The classes of the model version that made this result, in its output order."
+    )
     uncertain = serializers.BooleanField(source="is_uncertain")
     # A string, not a "uri": it is empty for file uploads.
     source_url = serializers.CharField(help_text="The URL the image was fetched from; empty for file uploads.")
@@ -40,7 +43,7 @@ class ClassificationSerializer(serializers.ModelSerializer):
         fields = (
             "id", "status", "created_at", "finished_at", "original_filename", "source_url", "width",
             "height", "format", "image_url", "model_version", "top_label", "top_probability",
-            "uncertain", "predictions", "error", "corrected_label",
+            "uncertain", "predictions", "class_names", "error", "corrected_label",
         )  # fmt: skip
         read_only_fields = fields
 

@@ -22,10 +22,12 @@ CLASSIFICATION = {
         {"label": "dog", "probability": 0.06},
         {"label": "deer", "probability": 0.01},
     ],
+    "class_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
     "error": "",
+    "corrected_label": "",
 }
 QUEUED = {**CLASSIFICATION, "status": "queued", "finished_at": None, "model_version": "", "top_label": "",
-          "top_probability": None, "predictions": []}  # fmt: skip
+          "top_probability": None, "predictions": [], "class_names": []}  # fmt: skip
 USER = {"id": "6b0299a871ec207ab2050aed", "username": "dora", "email": "dora@example.com", "first_name": "",
         "last_name": "", "date_joined": "2026-11-22T08:00:00Z"}  # fmt: skip
 SHARE = {"id": "6b02a1c2ddfa8998e9372700", "owner": "dora", "grantee": "bob", "created_at": "2026-11-22T08:20:00Z"}

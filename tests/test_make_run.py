@@ -99,6 +99,7 @@ def test_custom_classes_trained_in_the_admin_serve_uploads_with_heatmaps_and_exp
         result = wait_for(lambda: client.get(created.headers["Location"] + "?wait=5", timeout=30).json(), lambda r: r["status"] in ("done", "failed"), 120)
         assert result["status"] == "done" and result["model_version"] == "colours v1"
         assert {p["label"] for p in result["predictions"]} == {"blue", "green", "red"}
+        assert result["class_names"] == ["blue", "green", "red"]  # which classes the result was made with
         heatmap_url = created.headers["Location"] + "heatmap/"
         heatmap = wait_for(lambda: client.get(heatmap_url, timeout=10), lambda r: r.status_code != 202, 120)
         assert heatmap.status_code == 200 and heatmap.headers["Content-Type"] == "image/jpeg"

@@ -123,7 +123,7 @@ class ModelVersion(models.Model):
     def request_export(self, fmt: str) -> str:
         """The export's status; a missing or failed one (or one pending for longer than
         EXPORT_RETRY_AFTER: its message was lost) is queued for the training worker."""
-        from celery import current_app
+        from imageclass.celery import app
 
         record = self.exports.get(fmt, {})
         if record.get("status") == "ready":
@@ -134,7 +134,7 @@ class ModelVersion(models.Model):
                 return "pending"
         self.set_export(fmt, {"status": "pending", "requested_at": timezone.now().isoformat()})
         # By name: classifier never imports mltrain, which runs the export on the training queue.
-        current_app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
+        app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
         return "pending"
 
     @staticmethod

@@ -176,9 +176,9 @@ def test_a_job_whose_worker_died_is_failed_by_the_sweep_and_can_be_retried(db, s
 
 
 def test_the_sweep_runs_on_the_inference_queue_and_training_on_its_own():
-    from celery import current_app
+    from imageclass.celery import app
 
-    router = current_app.amqp.router
+    router = app.amqp.router
     assert router.route({}, "mltrain.tasks.sweep_abandoned_jobs")["queue"].name == "inference"
     assert router.route({}, "mltrain.tasks.train_model")["queue"].name == "training"
     assert router.route({}, "mltrain.tasks.export_model")["queue"].name == "training"

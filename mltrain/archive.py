@@ -11,6 +11,7 @@ the upload validation, so nothing the archive names reaches the filesystem.
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -85,7 +86,8 @@ def inspect_archive(upload) -> ArchiveSummary:
     try:
         with zipfile.ZipFile(upload) as archive:
             return summarise(archive)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
+    # RuntimeError: an encrypted member; zlib.error: corrupt compressed data.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, RuntimeError, zlib.error) as exc:
         raise InvalidArchive(f"The archive is corrupt or uses an unsupported feature: {exc}") from None
 
 

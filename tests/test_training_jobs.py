@@ -182,3 +182,20 @@ def test_the_sweep_runs_on_the_inference_queue_and_training_on_its_own():
     assert router.route({}, "mltrain.tasks.sweep_abandoned_jobs")["queue"].name == "inference"
     assert router.route({}, "mltrain.tasks.train_model")["queue"].name == "training"
     assert router.route({}, "mltrain.tasks.export_model")["queue"].name == "training"
+
+
+def test_encrypted_or_corrupt_members_are_refused_not_crashed_on():
+    jpeg = badimages.jpeg((8, 8))
+    plain = bytearray(zip_of({"a/1.jpg": jpeg, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        start = 0
+        while (start := plain.find(signature, start)) >= 0:
+            plain[start + flag_offset] |= 0x1  # "encrypted": reading it needs a password
+            start += 4
+    encrypted = io.BytesIO(bytes(plain))
+    with pytest.raises(InvalidArchive, match="unsupported feature"):
+        inspect_archive(encrypted)
+    corrupt = bytearray(zip_of({"a/1.jpg": jpeg * 50, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue())
+    corrupt[40:60] = bytes(20)  # inside the first member's compressed data
+    with pytest.raises(InvalidArchive):
+        inspect_archive(io.BytesIO(bytes(corrupt)))

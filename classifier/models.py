@@ -133,8 +133,12 @@ class ModelVersion(models.Model):
             if (timezone.now() - requested).total_seconds() < settings.EXPORT_RETRY_AFTER:
                 return "pending"
         self.set_export(fmt, {"status": "pending", "requested_at": timezone.now().isoformat()})
-        # By name: classifier never imports mltrain, which runs the export on the training queue.
-        app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
+        try:
+            # By name: classifier never imports mltrain, which runs the export on the training queue.
+            app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
+        except Exception as exc:  # kombu raises many kinds when the broker is away
+            self.set_export(fmt, record)
+            raise BrokerUnavailable("The training queue is unavailable; please try again shortly.") from exc
         return "pending"
 
     @staticmethod
@@ -514,7 +518,11 @@ class Classification(models.Model):
             self.transition({"heatmap_key": "", "heatmap_requested_at": {"$lt": stale}}, heatmap_requested_at=now)
         )
         if asked:
-            explain.delay(str(self.pk))
+            try:
+                explain.delay(str(self.pk))
+            except Exception as exc:  # kombu raises many kinds when the broker is away
+                self.transition({"heatmap_key": ""}, heatmap_requested_at=None)  # the next request asks again
+                raise BrokerUnavailable("The classification queue is unavailable; please try again shortly.") from exc
         return self.Heatmap.PENDING
 
     def store_heatmap(self, overlay) -> bool:

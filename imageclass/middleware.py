@@ -1,5 +1,5 @@
-"""A backing service that is down (the database, the object store) gets a clear 503 with
-Retry-After, never a 500."""
+"""A backing service that is down (the database, the object store, the broker) gets a clear
+503 with Retry-After, never a 500."""
 
 from botocore.exceptions import BotoCoreError
 from django.db import InterfaceError, OperationalError
@@ -7,8 +7,10 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from pymongo.errors import ConnectionFailure
 
+from classifier.models import ServiceUnavailable
+
 # Unreachable services only: an IntegrityError or a bad query stays a bug (a 500), not a 503.
-UNAVAILABLE = (ConnectionFailure, OperationalError, InterfaceError, BotoCoreError)
+UNAVAILABLE = (ConnectionFailure, OperationalError, InterfaceError, BotoCoreError, ServiceUnavailable)
 RETRY_AFTER_SECONDS = 30
 MESSAGE = "ImageClass is temporarily unavailable (a backing service is down). Please try again shortly."
 

@@ -1,3 +1,7 @@
+import contextlib
+import shutil
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 
@@ -71,3 +75,18 @@ def make_result(owner, label="cat", probability=0.9, status="done", filename="ph
     )  # fmt: skip
     job.refresh_from_db()
     return job
+
+
+@contextlib.contextmanager
+def broker_down(settings):
+    """The embedded broker's queue folder replaced by a file: every publish fails, as when the
+    broker is down. Restored afterwards."""
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+    aside = folder.with_name("queue-aside")
+    shutil.move(folder, aside)
+    folder.write_text("not a folder")
+    try:
+        yield
+    finally:
+        folder.unlink()
+        shutil.move(aside, folder)

@@ -16,6 +16,7 @@ from classifier import inference
 from classifier.models import Classification, ModelVersion
 from classifier.tasks import classify, explain
 from tests import badimages
+from tests.conftest import broker_down
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +113,16 @@ def test_api_heatmap_and_the_reasons_there_is_none(alice, active_model):
     explain.apply(args=[str(orphan.pk)])
     response = api.get(reverse("api:classification-heatmap", args=[orphan.pk]))
     assert response.status_code == 409 and "no longer registered" in response.json()["detail"]
+
+
+
+def test_a_heatmap_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(alice_client, alice, active_model, settings):
+    job = finished(alice)
+    url = reverse("result_heatmap", args=[job.pk])
+    with broker_down(settings):
+        response = alice_client.get(url)
+    assert response.status_code == 503 and response["Retry-After"]
+    job.refresh_from_db()
+    assert job.heatmap_requested_at is None  # not marked as asked: the next request sends it
+    assert alice_client.get(url).status_code == 202
+

@@ -9,6 +9,7 @@ from classifier.models import ModelVersion
 from mltrain import export, transfer
 from mltrain.datasets import load_image_folder
 from mltrain.tasks import export_model
+from tests.conftest import broker_down
 from tests.imagefolder import make_image_folder
 
 
@@ -85,3 +86,11 @@ def test_unknown_formats_and_other_users_get_404(client, alice, admin_client, ac
     client.force_login(alice)
     response = client.get(reverse("admin:classifier_modelversion_download", args=[active_model.pk, "keras"]))
     assert response.status_code == 302 and "login" in response.url
+
+
+def test_an_export_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(admin_client, active_model, settings):
+    url = reverse("admin:classifier_modelversion_download", args=[active_model.pk, "onnx"])
+    with broker_down(settings):
+        assert admin_client.get(url).status_code == 503
+    assert "status" not in ModelVersion.objects.get(pk=active_model.pk).exports.get("onnx", {})  # not left pending
+    assert admin_client.get(url).status_code == 302

@@ -2,7 +2,7 @@
 Keras `model.predict` (the thesis app's path, the baseline), a direct Keras call (the workers'
 first path), LiteRT fp32 converted from the same file (INFERENCE_RUNTIME=litert) and LiteRT
 with int8 weights (the workers' default path, INFERENCE_RUNTIME=litert-int8, served only when
-the model's calibration images pass the agreement and accuracy limits), with each path's top-1
+the model's report recorded that this int8 copy passes the agreement and accuracy limits), with each path's top-1
 agreement with the baseline and accuracy on validation images. Prints a table and writes
 bench/results/inference.md.
 
@@ -92,8 +92,8 @@ def main():
         "Keras call": KerasRunner(model),
         "LiteRT fp32": litert_runner(scratch),
     }
-    calibration = args.model.parent / "calibration.npz"
-    int8 = runner_for(scratch, "litert-int8", calibration if calibration.exists() else None)
+    metrics = json.loads((args.model.parent / "metrics.json").read_text())
+    int8 = runner_for(scratch, "litert-int8", metrics.get("int8"))
     if getattr(int8, "path", None) == scratch.with_suffix(".int8.tflite"):
         paths["LiteRT int8 weights (worker path)"] = int8
     else:

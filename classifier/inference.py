@@ -34,42 +34,24 @@ class NoActiveModel(Exception):
     """No model version is active: nothing can be classified."""
 
 
-def cached_copy(key: str, path: Path, sha256: str | None = None) -> Path:
-    """`path`, a local copy of the stored file `key` (checked against `sha256` if given),
-    written atomically so a concurrent reader never sees half a file."""
-    if path.exists():
-        return path
-    with models_storage().open(key, "rb") as f:
-        data = f.read()
-    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise ArtifactError(f"{key} does not match its recorded sha256")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")
-    partial.write_bytes(data)
-    partial.replace(path)
-    return path
-
-
 def local_artifact(version: ModelVersion) -> Path:
     """A verified local copy of the version's artifact (Keras loads from a file path)."""
     # Named by content: versions with the same artifact share one copy (and one conversion).
     path = Path(settings.MODEL_CACHE_DIR) / f"{version.artifact_sha256}.keras"
+    if path.exists():
+        return path
     try:
-        return cached_copy(version.artifact_key, path, version.artifact_sha256)
+        with models_storage().open(version.artifact_key, "rb") as f:
+            data = f.read()
     except STORAGE_ERRORS as exc:
         raise ArtifactError(f"cannot read {version.artifact_key}: {exc}") from exc
-
-
-def local_calibration(version: ModelVersion) -> Path | None:
-    """A local copy of the version's calibration images (see classifier.runtime), if it has any."""
-    key = version.report_keys.get("calibration.npz")
-    if not key:
-        return None
-    try:
-        return cached_copy(key, Path(settings.MODEL_CACHE_DIR) / f"{version.artifact_sha256}.calibration.npz")
-    except STORAGE_ERRORS as exc:
-        log.warning("no calibration images for %s: %s", version, exc)
-        return None
+    if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
+        raise ArtifactError(f"{version.artifact_key} does not match its recorded sha256")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    partial.replace(path)  # atomic: a concurrent reader never sees half a file
+    return path
 
 
 def load_model(version: ModelVersion):
@@ -82,7 +64,7 @@ def load_model(version: ModelVersion):
             from classifier.runtime import runner_for
 
             try:
-                model = runner_for(local_artifact(version), settings.INFERENCE_RUNTIME, local_calibration(version))
+                model = runner_for(local_artifact(version), settings.INFERENCE_RUNTIME, version.metrics.get("int8"))
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, ArtifactError) else f"cannot load {version}: {exc}"
                 _failed[version.pk] = (time.monotonic(), reason)

@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = (
-    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "calibration.npz",
-    "MODEL_CARD.md", "training.json",
+    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "MODEL_CARD.md", "training.json",
 )  # fmt: skip
 
 
@@ -88,15 +87,18 @@ class ModelVersion(models.Model):
         run_dir = Path(run_dir)
         artifact = (run_dir / "model.keras").read_bytes()
         run = json.loads((run_dir / "training.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-        metrics.pop("history", None)  # per-epoch rows stay in the stored metrics.json
+        metrics = cls.run_metrics(run_dir)
         latest = cls.objects.filter(name=name).order_by("-version").first()
         version = (latest.version if latest else 0) + 1
         prefix = f"{name}/v{version}"
         storage = models_storage()
         # Slow I/O first; the record is written only once every file is stored.
         artifact_key = storage.save(f"{prefix}/model.keras", ContentFile(artifact))
-        report_keys = cls.store_report_files(prefix, run_dir)
+        report_keys = {
+            filename: storage.save(f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes()))
+            for filename in REPORT_FILES
+            if (run_dir / filename).exists()
+        }
         height, width = run["input_shape"][:2]
         model_version = cls.objects.create(
             name=name,
@@ -142,23 +144,12 @@ class ModelVersion(models.Model):
         return "pending"
 
     @staticmethod
-    def store_report_files(prefix: str, run_dir: Path, already=()) -> dict:
-        """Copy the run's report files (but those `already` stored) under `prefix`: {name: key}."""
-        storage = models_storage()
-        return {
-            filename: storage.save(f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes()))
-            for filename in REPORT_FILES
-            if filename not in already and (run_dir / filename).exists()
-        }
-
-    def complete_report(self, run_dir: Path) -> list[str]:
-        """Store the report files of the run this version came from that it does not have yet
-        (a registry filled before reports kept them); returns their names."""
-        added = self.store_report_files(self.artifact_key.rsplit("/", 1)[0], Path(run_dir), already=self.report_keys)
-        if added:
-            self.report_keys = {**self.report_keys, **added}
-            ModelVersion.objects.filter(pk=self.pk).update(report_keys=self.report_keys)
-        return sorted(added)
+    def run_metrics(run_dir: Path) -> dict:
+        """A run's metrics.json as the registry keeps it (the per-epoch rows stay in the file)."""
+        metrics_file = Path(run_dir) / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        metrics.pop("history", None)
+        return metrics
 
     def record_load_error(self, error: str):
         ModelVersion.objects.filter(pk=self.pk).update(load_error=error[:1000])
@@ -201,7 +192,24 @@ class ClassificationQuerySet(models.QuerySet):
         return self.order_by("-created_at", "-id")
 
 
-class Classification(models.Model):
+class ConditionalUpdates:
+    """For models whose records move between states, claimed by one worker at a time."""
+
+    def transition(self, condition: dict, increment=(), **changes) -> bool:
+        """Apply `changes` (and +1 to the `increment` fields) only while the stored record meets
+        `condition` (a MongoDB filter): True when it did. One update_one on the plain _id, which
+        every engine answers from the _id index: the ORM's update spells the filter as $and,
+        which the embedded engine answers by scanning every record."""
+        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
+        fields = {name: self._meta.get_field(name) for name in values}
+        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
+        if increment:
+            update["$inc"] = {self._meta.get_field(name).column: 1 for name in increment}
+        collection = connection.database[self._meta.db_table]
+        return collection.update_one({"_id": self.pk, **condition}, update).matched_count == 1
+
+
+class Classification(ConditionalUpdates, models.Model):
     """One image sent for classification and, once a worker has run, its result."""
 
     class Status(models.TextChoices):
@@ -337,19 +345,6 @@ class Classification(models.Model):
         if won:
             self.refresh_from_db()
         return won
-
-    def transition(self, condition: dict, increment=(), **changes) -> bool:
-        """Apply `changes` (and +1 to the `increment` fields) only while the stored job meets
-        `condition` (MongoDB filter on status and times): True when it did. One update_one on
-        the plain _id, which every engine answers from the _id index: the ORM's update spells
-        the filter as $and, which the embedded engine answers by scanning every job."""
-        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
-        fields = {name: self._meta.get_field(name) for name in values}
-        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
-        if increment:
-            update["$inc"] = {self._meta.get_field(name).column: 1 for name in increment}
-        collection = connection.database[self._meta.db_table]
-        return collection.update_one({"_id": self.pk, **condition}, update).matched_count == 1
 
     @classmethod
     def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:

@@ -7,14 +7,17 @@ Keras' `model(...)` stays available (INFERENCE_RUNTIME=keras), as the reference 
 anything LiteRT cannot convert.
 
 INFERENCE_RUNTIME=litert-int8 converts with int8 weights (dynamic-range quantization: XNNPACK
-then runs the convolutions in int8), about 3x faster, but only for a model whose labelled
-calibration images (kept with its report) show that the int8 copy answers as the Keras model
-does: top-1 agreement at least QUANTIZED_MIN_AGREEMENT and accuracy at most
-QUANTIZED_MAX_ACCURACY_DROP lower. Otherwise, or without calibration images, it serves fp32.
+then runs the convolutions in int8), about 3x faster, but only for a model whose training
+report checked that very int8 copy on its validation images (`int8_verdict`, recorded in the
+version's metrics): top-1 agreement with Keras at least QUANTIZED_MIN_AGREEMENT and accuracy at
+most QUANTIZED_MAX_ACCURACY_DROP lower. The conversion is deterministic, so the worker checks
+that its copy is byte for byte the one the report measured. Otherwise it serves fp32.
 """
 
+import hashlib
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -104,44 +107,42 @@ def convert_to_litert(model, destination: Path, quantize: bool = False) -> Path:
 
 def quantization_verdict(expected: np.ndarray, actual: np.ndarray, labels: np.ndarray) -> dict:
     """How the quantized probabilities `actual` compare with the model's `expected` on labelled
-    images; raises QuantizationRefused when they fall short of the limits."""
+    images, and whether that is within the limits."""
     agreement = float((expected.argmax(axis=1) == actual.argmax(axis=1)).mean())
     drop = float((expected.argmax(axis=1) == labels).mean() - (actual.argmax(axis=1) == labels).mean())
-    verdict = {"images": len(labels), "agreement": agreement, "accuracy_drop": drop}
-    if agreement < QUANTIZED_MIN_AGREEMENT or drop > QUANTIZED_MAX_ACCURACY_DROP:
-        raise QuantizationRefused(
-            f"int8 agrees on {agreement:.2%} of {len(labels)} calibration images and loses "
-            f"{drop * 100:.2f} accuracy points (limits {QUANTIZED_MIN_AGREEMENT:.1%}, "
-            f"{QUANTIZED_MAX_ACCURACY_DROP * 100:.1f})"
-        )
-    return verdict
+    return {
+        "images": len(labels),
+        "agreement": agreement,
+        "accuracy_drop": drop,
+        "passed": agreement >= QUANTIZED_MIN_AGREEMENT and drop <= QUANTIZED_MAX_ACCURACY_DROP,
+        "reason": f"int8 agrees on {agreement:.2%} of {len(labels)} validation images and loses "
+        f"{drop * 100:.2f} accuracy points (limits {QUANTIZED_MIN_AGREEMENT:.1%}, {QUANTIZED_MAX_ACCURACY_DROP * 100:.1f})",
+    }
 
 
-def quantized_runner(keras_path: Path, calibration: Path | None) -> LiteRTRunner:
-    """The int8 LiteRT runner for the artifact, converted and checked on first use. A refusal
-    is remembered beside the artifact ({sha}.int8.refused), so it is decided once per model."""
+def int8_verdict(model, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Convert `model` (a loaded Keras model) with int8 weights and measure the copy against it
+    on labelled images: the verdict a training report records, with the copy's sha256."""
+    with tempfile.TemporaryDirectory() as scratch:
+        quantized = convert_to_litert(model, Path(scratch) / "int8.tflite", quantize=True)
+        verdict = quantization_verdict(KerasRunner(model)(images), LiteRTRunner(quantized)(images), labels)
+        return {**verdict, "sha256": hashlib.sha256(quantized.read_bytes()).hexdigest()}
+
+
+def quantized_runner(keras_path: Path, verdict: dict | None) -> LiteRTRunner:
+    """The int8 LiteRT runner for the artifact, if its verdict passed; converted on first use."""
     import keras
 
-    quantized, refused = keras_path.with_suffix(".int8.tflite"), keras_path.with_suffix(".int8.refused")
-    if refused.exists():
-        raise QuantizationRefused(refused.read_text())
-    if quantized.exists():
-        return LiteRTRunner(quantized)
-    if calibration is None:
-        raise QuantizationRefused("the model has no calibration images to check an int8 copy on")
-    with np.load(calibration, allow_pickle=False) as data:
-        images, labels = data["images"], data["labels"]
-    model = keras.saving.load_model(keras_path, compile=False)
-    candidate = convert_to_litert(model, keras_path.with_suffix(f".int8.{os.getpid()}.tflite"), quantize=True)
-    try:
-        runner = LiteRTRunner(candidate)
-        verdict = quantization_verdict(KerasRunner(model)(images), runner(images), labels)
-    except QuantizationRefused as exc:
-        candidate.unlink()
-        refused.write_text(str(exc))
-        raise
-    candidate.replace(quantized)
-    log.info("serving %s with int8 weights: %s", keras_path.name, verdict)
+    if not verdict:
+        raise QuantizationRefused("its report has no int8 verdict")
+    if not verdict["passed"]:
+        raise QuantizationRefused(verdict["reason"])
+    quantized = keras_path.with_suffix(".int8.tflite")
+    if not quantized.exists():
+        convert_to_litert(keras.saving.load_model(keras_path, compile=False), quantized, quantize=True)
+    if hashlib.sha256(quantized.read_bytes()).hexdigest() != verdict["sha256"]:
+        quantized.unlink()
+        raise QuantizationRefused("this int8 conversion is not the one its report checked (another TensorFlow version?)")
     return LiteRTRunner(quantized)
 
 
@@ -160,10 +161,10 @@ def litert_runner(keras_path: Path) -> LiteRTRunner:
     return LiteRTRunner(litert_path)
 
 
-def runner_for(keras_path: Path, runtime: str, calibration: Path | None = None):
+def runner_for(keras_path: Path, runtime: str, verdict: dict | None = None):
     """A runner (uint8 images in, float64 probabilities out) for the Keras artifact at
-    `keras_path`. int8 falls back to fp32 LiteRT when refused, LiteRT to Keras (logged) when
-    the model cannot be converted. `calibration`: the model's calibration.npz, if any."""
+    `keras_path`. int8 (given the report's `int8_verdict`) falls back to fp32 LiteRT when
+    refused, LiteRT to Keras (logged) when the model cannot be converted."""
     import keras
 
     keras_path = Path(keras_path)
@@ -171,7 +172,7 @@ def runner_for(keras_path: Path, runtime: str, calibration: Path | None = None):
         try:
             if runtime == "litert-int8":
                 try:
-                    return quantized_runner(keras_path, calibration)
+                    return quantized_runner(keras_path, verdict)
                 except QuantizationRefused as exc:
                     log.warning("serving %s in fp32: %s", keras_path.name, exc)
             return litert_runner(keras_path)

@@ -305,7 +305,7 @@ SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shippe
 # Where workers keep local copies of model artifacts (Keras loads from a file).
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # litert-int8: the active Keras model converted once to LiteRT (XNNPACK) with int8 weights,
-# where its calibration images show int8 answers as the model does (else fp32 LiteRT);
+# where its training report found that copy answers as the model does (else fp32 LiteRT);
 # litert: fp32 LiteRT, about 20x faster than Keras at batch 1; keras: the Keras model itself.
 INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras"))
 

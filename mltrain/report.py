@@ -2,8 +2,9 @@
 
 metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix), curves.png
 (accuracy and loss, train vs validation), confusion_matrix.png, misclassified.npz (examples of
-each confusion-matrix cell, for the model's quality page), calibration.npz (labelled validation
-images for checking derived runtimes) and MODEL_CARD.md.
+each confusion-matrix cell, for the model's quality page) and MODEL_CARD.md. metrics.json also
+holds the int8 verdict: how the workers' int8 copy compares with the model on the validation
+images, which decides whether workers may serve it.
 """
 
 import csv
@@ -17,13 +18,11 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from classifier.runtime import int8_verdict  # noqa: E402
+
 EVALUATION_BATCH = 256
 EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
 EXAMPLE_SIDE = 96  # larger images are kept as thumbnails of this side
-# Validation images kept with the model (calibration.npz), on which a worker checks that a
-# quantized conversion still gives the model's answers before serving it.
-CALIBRATION_IMAGES = 1000
-CALIBRATION_MAX_BYTES = 16 * 2**20
 
 
 def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
@@ -77,16 +76,6 @@ def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
         "predicted": predicted[chosen].astype(np.int32),
         "probability": confidence[chosen].astype(np.float32),
     }
-
-
-def calibration_sample(dataset, seed: int = 0) -> dict:
-    """Up to CALIBRATION_IMAGES validation images (fewer when they are large), every class in
-    proportion, with their labels."""
-    from mltrain.datasets import stratified_sample
-
-    count = min(CALIBRATION_IMAGES, CALIBRATION_MAX_BYTES // dataset.images[0].nbytes)
-    chosen = stratified_sample(np.arange(len(dataset)), dataset.labels, count, seed)
-    return {"images": dataset.images[chosen], "labels": dataset.labels[chosen].astype(np.int32)}
 
 
 def evaluate(model, dataset) -> dict:
@@ -171,7 +160,7 @@ def cifar_recipe(config: dict) -> str:
     )
 
 
-def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict) -> str:
+def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict) -> str:
     config = run["config"]
     seconds = sum(r.get("epoch_seconds", 0) for r in history)
     lines = [
@@ -194,6 +183,8 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict)
         "## Validation",
         f"- Accuracy **{metrics['accuracy']:.2%}**, loss {metrics['loss']:.4f} "
         f"on {metrics['images']} held-out images.",
+        f"- int8 copy (what workers serve when allowed): {int8['reason']}: "
+        + ("served." if int8["passed"] else "refused, workers serve fp32."),
         "",
         "| class | precision | recall | F1 |",
         "|---|---|---|---|",
@@ -217,10 +208,14 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     probabilities = predict_probabilities(model, validation.images)
     metrics = classification_metrics(probabilities, validation.labels, validation.class_names)
     np.savez_compressed(output / "misclassified.npz", **misclassified_examples(probabilities, validation))
-    np.savez_compressed(output / "calibration.npz", **calibration_sample(validation))
-    report = {"validation": metrics, "epochs": len(history), "history": history}
+    report = {
+        "validation": metrics,
+        "int8": int8_verdict(model, validation.images, validation.labels),
+        "epochs": len(history),
+        "history": history,
+    }
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, output / "curves.png")
     plot_confusion(metrics, output / "confusion_matrix.png")
-    (output / "MODEL_CARD.md").write_text(model_card(run, history, metrics, comparisons or {}))
+    (output / "MODEL_CARD.md").write_text(model_card(run, history, metrics, comparisons or {}, report["int8"]))
     return report

@@ -91,12 +91,6 @@ def shifted(batch):
     return padded[:, :32, :32], padded[:, 2:, 2:]
 
 
-@pytest.fixture
-def calibration(tmp_path):
-    path = tmp_path / "calibration.npz"
-    np.savez_compressed(path, images=images(40, seed=3), labels=np.arange(40, dtype=np.int32) % 3)
-    return path
-
 
 @pytest.fixture
 def fresh_artifact(tmp_path):
@@ -106,39 +100,32 @@ def fresh_artifact(tmp_path):
 def test_quantization_verdict_holds_int8_to_both_limits():
     expected = np.eye(3)[[0, 1, 2, 0] * 50]
     labels = np.array([0, 1, 2, 0] * 50)
-    assert runtime.quantization_verdict(expected, expected, labels) == {"images": 200, "agreement": 1.0, "accuracy_drop": 0.0}
+    same = runtime.quantization_verdict(expected, expected, labels)
+    assert (same["agreement"], same["accuracy_drop"], same["passed"]) == (1.0, 0.0, True)
     one_wrong = expected.copy()
     one_wrong[0] = [0, 1, 0]  # 99.5% agreement, 0.5 points less accurate
-    with pytest.raises(runtime.QuantizationRefused, match="loses 0.50 accuracy points"):
-        runtime.quantization_verdict(expected, one_wrong, labels)
-    one_better = expected.copy()
-    one_better[0] = [0, 1, 0]
-    assert runtime.quantization_verdict(expected, one_better, np.array([1, 1, 2, 0] + [0, 1, 2, 0] * 49))["agreement"] == 0.995
+    refused = runtime.quantization_verdict(expected, one_wrong, labels)
+    assert not refused["passed"] and "loses 0.50 accuracy points" in refused["reason"]
+    better = runtime.quantization_verdict(expected, one_wrong, np.array([1, 1, 2, 0] + [0, 1, 2, 0] * 49))
+    assert better["agreement"] == 0.995 and better["passed"]
 
 
-def test_int8_is_served_once_it_passes_on_the_calibration_images(fresh_artifact, calibration, monkeypatch):
-    monkeypatch.setattr(runtime, "QUANTIZED_MIN_AGREEMENT", 0.0)  # an untrained model: its answers are near ties
-    monkeypatch.setattr(runtime, "QUANTIZED_MAX_ACCURACY_DROP", 1.0)
-    runner = runner_for(fresh_artifact, "litert-int8", calibration)
+def test_a_report_verdict_measures_the_exact_int8_copy_workers_serve(fresh_artifact):
+    model = keras.saving.load_model(fresh_artifact, compile=False)
+    verdict = runtime.int8_verdict(model, images(40, seed=3), np.arange(40) % 3)
+    verdict["passed"] = True  # an untrained model's answers are near ties: the limits are tested above
+    runner = runner_for(fresh_artifact, "litert-int8", verdict)
     quantized = fresh_artifact.with_suffix(".int8.tflite")
     assert isinstance(runner, LiteRTRunner) and runner.path == quantized
-    reference = KerasRunner(keras.saving.load_model(fresh_artifact, compile=False))
-    np.testing.assert_allclose(runner(images(4)), reference(images(4)), atol=0.05)
+    np.testing.assert_allclose(runner(images(4)), KerasRunner(model)(images(4)), atol=0.05)
     modified = quantized.stat().st_mtime_ns
-    assert runner_for(fresh_artifact, "litert-int8", calibration).path == quantized
-    assert quantized.stat().st_mtime_ns == modified  # converted and checked once
+    assert runner_for(fresh_artifact, "litert-int8", verdict).path == quantized
+    assert quantized.stat().st_mtime_ns == modified  # converted once
 
 
-def test_int8_that_answers_differently_is_refused_once_and_fp32_served(fresh_artifact, calibration, monkeypatch):
-    monkeypatch.setattr(runtime, "QUANTIZED_MIN_AGREEMENT", 1.01)  # no conversion can pass
-    runner = runner_for(fresh_artifact, "litert-int8", calibration)
-    assert runner.path == fresh_artifact.with_suffix(".tflite")  # fp32
-    refused = fresh_artifact.with_suffix(".int8.refused")
-    assert "calibration images" in refused.read_text()
+@pytest.mark.parametrize(
+    "verdict", [None, {"passed": False, "reason": "int8 agrees on 97%"}, {"passed": True, "sha256": "0" * 64}]
+)
+def test_int8_without_a_passed_verdict_for_this_very_copy_serves_fp32(fresh_artifact, verdict):
+    assert runner_for(fresh_artifact, "litert-int8", verdict).path == fresh_artifact.with_suffix(".tflite")
     assert not fresh_artifact.with_suffix(".int8.tflite").exists()
-    monkeypatch.setattr(runtime, "QUANTIZED_MIN_AGREEMENT", 0.0)
-    assert runner_for(fresh_artifact, "litert-int8", calibration).path == fresh_artifact.with_suffix(".tflite")  # decided once
-
-
-def test_int8_without_calibration_images_serves_fp32(fresh_artifact):
-    assert runner_for(fresh_artifact, "litert-int8", None).path == fresh_artifact.with_suffix(".tflite")

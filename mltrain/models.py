@@ -3,17 +3,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import storages
-from django.db import connection, models
+from django.db import models
 from django.utils import timezone
 
-from classifier.models import ModelVersion
+from classifier.models import ConditionalUpdates, ModelVersion
 
 
 class QueueUnavailable(Exception):
     """The job could not be queued; nothing of it was kept."""
 
 
-class TrainingJob(models.Model):
+class TrainingJob(ConditionalUpdates, models.Model):
     """A transfer-learning run started from the admin: a zip of class folders in, a published
     model version out, with its progress recorded epoch by epoch."""
 
@@ -82,20 +82,9 @@ class TrainingJob(models.Model):
             raise QueueUnavailable("The training queue is unavailable; please try again shortly.") from exc
         return job
 
-    def transition(self, from_status: str, **changes) -> bool:
-        """Apply `changes` only while the job is still in `from_status` (one conditional
-        update_one on the _id, which only one worker can win)."""
-        fields = {name: self._meta.get_field(name) for name in changes}
-        update = {f.column: f.get_db_prep_save(changes[name], connection) for name, f in fields.items()}
-        collection = connection.database[self._meta.db_table]
-        won = collection.update_one({"_id": self.pk, "status": from_status}, {"$set": update}).matched_count == 1
-        if won:
-            self.refresh_from_db()
-        return won
-
     def claim(self) -> bool:
         now = timezone.now()
-        return self.transition(self.Status.QUEUED, status=self.Status.RUNNING, started_at=now, heartbeat_at=now)
+        return self.transition({"status": self.Status.QUEUED}, status=self.Status.RUNNING, started_at=now, heartbeat_at=now)
 
     def beat(self):
         TrainingJob.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
@@ -114,16 +103,16 @@ class TrainingJob(models.Model):
         self.history.append(entry)
 
     def succeed(self, version: ModelVersion) -> bool:
-        return self.transition(self.Status.RUNNING, status=self.Status.DONE, model_version=version.pk, finished_at=timezone.now())
+        return self.transition({"status": self.Status.RUNNING}, status=self.Status.DONE, model_version=version, finished_at=timezone.now())
 
     def fail(self, reason: str) -> bool:
-        return self.transition(self.Status.RUNNING, status=self.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+        return self.transition({"status": self.Status.RUNNING}, status=self.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
 
     def retry(self) -> bool:
         """Queue a failed job again; its run folder resumes from the last finished phase."""
         from mltrain.tasks import train_model
 
-        if self.transition(self.Status.FAILED, status=self.Status.QUEUED, error="", finished_at=None):
+        if self.transition({"status": self.Status.FAILED}, status=self.Status.QUEUED, error="", finished_at=None):
             train_model.delay(str(self.pk))
             return True
         return False

@@ -36,6 +36,18 @@ def admin_client(client, django_user_model):
     return client
 
 
+def api_client_for(user):
+    """An API client with a token of `user` (none for None)."""
+    from rest_framework.test import APIClient
+
+    from accounts.models import ApiToken
+
+    api = APIClient()
+    if user:
+        api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
+    return api
+
+
 @pytest.fixture
 def bob(db):
     return User.objects.create_user("bob", "bob@example.com", PASSWORD)

@@ -1,22 +1,14 @@
 import pytest
-from rest_framework.test import APIClient
 
-from accounts.models import ApiToken, Share
+from accounts.models import Share
 from classifier.models import Classification
 from tests import badimages
-from tests.conftest import make_result
-
-
-def client_for(user):
-    api = APIClient()
-    if user:
-        api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
-    return api
+from tests.conftest import api_client_for, make_result
 
 
 @pytest.fixture
 def alice_api(alice):
-    return client_for(alice)
+    return api_client_for(alice)
 
 
 def upload(api, data=None, name="cat.jpg"):
@@ -87,17 +79,17 @@ def test_detail_image_and_delete_scoped_to_owner(alice, bob, charlie):
     Share.objects.create(owner=alice, grantee=bob)
     url = f"/api/v1/classifications/{result.pk}/"
     for user, expected in ((alice, 200), (bob, 200), (charlie, 404)):
-        api = client_for(user)
+        api = api_client_for(user)
         assert api.get(url).status_code == expected
         assert api.get(url + "image/").status_code == expected
-    assert client_for(None).get(url).status_code == 401
-    assert client_for(bob).delete(url).status_code == 404  # shared is read-only
-    assert client_for(charlie).delete(url).status_code == 404
-    image = client_for(alice).get(url + "image/")
+    assert api_client_for(None).get(url).status_code == 401
+    assert api_client_for(bob).delete(url).status_code == 404  # shared is read-only
+    assert api_client_for(charlie).delete(url).status_code == 404
+    image = api_client_for(alice).get(url + "image/")
     assert image["Content-Type"] == "image/jpeg"
-    assert client_for(alice).delete(url).status_code == 204
+    assert api_client_for(alice).delete(url).status_code == 204
     assert not Classification.objects.exists()
-    assert client_for(alice).get("/api/v1/classifications/not-an-id/").status_code == 404
+    assert api_client_for(alice).get("/api/v1/classifications/not-an-id/").status_code == 404
 
 
 def test_every_filter(alice_api, alice):

@@ -6,18 +6,13 @@ import zipfile
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from accounts.models import ApiToken, Share
+from accounts.models import Share
 from classifier.models import Classification
 from mltrain.archive import inspect_archive
-from tests.conftest import make_result
+from tests.conftest import api_client_for, make_result
 
 
-def api_for(user):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
-    return api
 
 
 def test_owner_corrects_a_result_on_the_page_and_takes_it_back(alice_client, alice):
@@ -48,7 +43,7 @@ def test_only_the_owner_gives_feedback(client, alice, bob, charlie):
     for user in (bob, charlie):
         client.force_login(user)
         assert client.post(reverse("feedback", args=[result.pk]), {"label": "dog"}).status_code == 404
-        assert api_for(user).post(reverse("api:classification-feedback", args=[result.pk]), {"label": "dog"}).status_code == 404
+        assert api_client_for(user).post(reverse("api:classification-feedback", args=[result.pk]), {"label": "dog"}).status_code == 404
     client.force_login(bob)
     assert "Wrong? The right label is" not in client.get(reverse("result", args=[result.pk])).content.decode()
     result.refresh_from_db()
@@ -56,7 +51,7 @@ def test_only_the_owner_gives_feedback(client, alice, bob, charlie):
 
 
 def test_api_feedback(alice):
-    api = api_for(alice)
+    api = api_client_for(alice)
     result = make_result(alice, label="cat")
     url = reverse("api:classification-feedback", args=[result.pk])
     response = api.post(url, {"label": "dog"}, format="json")

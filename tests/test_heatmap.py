@@ -2,6 +2,7 @@
 first request, cached in storage, shown to whoever may see the result (web and API)."""
 
 import io
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,7 +17,7 @@ from classifier import inference
 from classifier.models import Classification, ModelVersion
 from classifier.tasks import classify, explain
 from tests import badimages
-from tests.conftest import broker_down
+from tests.conftest import api_client_for, broker_down
 
 
 @pytest.fixture(autouse=True)
@@ -62,13 +63,20 @@ def test_the_explained_network_is_the_one_inside_the_mirror_wrapper(tiny_run):
     assert min(grad_cam.feature_layer(network).output.shape[1:3]) >= grad_cam.MIN_MAP_SIDE
 
 
-def test_heatmap_is_made_once_on_request_and_served_to_those_who_may_see(client, alice, bob, charlie, active_model):
+def test_heatmap_is_made_once_on_request_and_served_to_those_who_may_see(client, alice, bob, charlie, active_model, settings):
     job = finished(alice)
     client.force_login(alice)
     url = reverse("result_heatmap", args=[job.pk])
+    queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+
+    def messages():
+        return len(list(queue.glob("*.msg")))
+
+    sent = messages()
     pending = client.get(url)
     assert pending.status_code == 202 and pending["Retry-After"] == "1"
-    assert client.get(url).status_code == 202  # asked once: no second message
+    assert client.get(url).status_code == 202
+    assert messages() == sent + 1  # asked once: the second request sent no message
     job.refresh_from_db()
     assert job.heatmap_requested_at is not None
 
@@ -92,12 +100,7 @@ def test_heatmap_is_made_once_on_request_and_served_to_those_who_may_see(client,
 
 
 def test_api_heatmap_and_the_reasons_there_is_none(alice, active_model):
-    from rest_framework.test import APIClient
-
-    from accounts.models import ApiToken
-
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(alice)}")
+    api = api_client_for(alice)
     queued = Classification.store(badimages.jpeg(), owner=alice, filename="later.jpg")
     response = api.get(reverse("api:classification-heatmap", args=[queued.pk]))
     assert response.status_code == 409 and "not finished" in response.json()["detail"]

@@ -18,8 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, run_dir, compare, data, **options):
         import keras
 
-        from mltrain.data_sources import load_dataset
-        from mltrain.datasets import stratified_split
+        from mltrain.data_sources import held_out_by, load_dataset
         from mltrain.report import write_report
 
         run = json.loads((run_dir / "training.json").read_text())
@@ -37,10 +36,9 @@ class Command(BaseCommand):
             label = f"{other_run['config']['architecture']} ({other.name})"
             comparisons[label] = {"epochs": report["epochs"], "accuracy": report["validation"]["accuracy"]}
         height, width = run["input_shape"][:2]
-        dataset = load_dataset(data, (height, width), self.stderr)
-        _, validation = stratified_split(dataset.labels, run["config"]["validation_fraction"], run["config"]["seed"])
+        validation = held_out_by(load_dataset(data, (height, width), self.stderr), run_dir)
         model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-        report = write_report(run_dir, model, dataset.subset(validation), comparisons)
+        report = write_report(run_dir, model, validation, comparisons)
         self.stdout.write(self.style.SUCCESS(
             f"validation accuracy {report['validation']['accuracy']:.4f}; report rewritten in {run_dir}"
         ))  # fmt: skip

@@ -1,11 +1,11 @@
 from accounts.models import Share
 from tests.conftest import make_result
-from tests.test_api_classifications import client_for
+from tests.conftest import api_client_for
 
 
 def test_grant_list_use_and_revoke_a_share(alice, bob, charlie):
     result = make_result(alice, "cat")
-    alice_api, bob_api = client_for(alice), client_for(bob)
+    alice_api, bob_api = api_client_for(alice), api_client_for(bob)
     response = alice_api.post("/api/v1/shares/", {"username": "bob"}, format="json")
     assert response.status_code == 201 and response.json()["grantee"] == "bob"
     share_id = response.json()["id"]
@@ -13,8 +13,8 @@ def test_grant_list_use_and_revoke_a_share(alice, bob, charlie):
     assert [s["owner"] for s in bob_api.get("/api/v1/shares/").json()["received"]] == ["alice"]
     shared = bob_api.get("/api/v1/shared/alice/classifications/", {"label": "cat"}).json()
     assert [r["id"] for r in shared["results"]] == [str(result.pk)]
-    assert client_for(charlie).get("/api/v1/shared/alice/classifications/").status_code == 404
-    assert client_for(charlie).delete(f"/api/v1/shares/{share_id}/").status_code == 404
+    assert api_client_for(charlie).get("/api/v1/shared/alice/classifications/").status_code == 404
+    assert api_client_for(charlie).delete(f"/api/v1/shares/{share_id}/").status_code == 404
     assert bob_api.delete(f"/api/v1/shares/{share_id}/").status_code == 404  # the grantee cannot
     assert alice_api.delete(f"/api/v1/shares/{share_id}/").status_code == 204
     assert bob_api.get("/api/v1/shared/alice/classifications/").status_code == 404
@@ -22,14 +22,14 @@ def test_grant_list_use_and_revoke_a_share(alice, bob, charlie):
 
 
 def test_grant_errors(alice):
-    api = client_for(alice)
+    api = api_client_for(alice)
     response = api.post("/api/v1/shares/", {"username": "nobody"}, format="json")
     assert response.status_code == 400 and response.json()["username"] == ["There is no user with that username."]
     assert api.post("/api/v1/shares/", {}, format="json").status_code == 400
 
 
 def test_models_and_the_active_one(alice, active_model):
-    api = client_for(alice)
+    api = api_client_for(alice)
     versions = api.get("/api/v1/models/").json()
     assert [v["name"] for v in versions] == ["tiny"] and versions[0]["is_active"] is True
     active = api.get("/api/v1/models/active/").json()
@@ -37,11 +37,11 @@ def test_models_and_the_active_one(alice, active_model):
 
 
 def test_no_active_model_is_404(alice, db):
-    assert client_for(alice).get("/api/v1/models/active/").status_code == 404
+    assert api_client_for(alice).get("/api/v1/models/active/").status_code == 404
 
 
 def test_everything_needs_authentication(db):
-    anonymous = client_for(None)
+    anonymous = api_client_for(None)
     for url in ("/api/v1/shares/", "/api/v1/models/", "/api/v1/models/active/", "/api/v1/shared/alice/classifications/", "/api/v1/classifications/"):
         assert anonymous.get(url).status_code == 401, url
 
@@ -52,7 +52,7 @@ def test_reads_are_throttled_with_retry_after(alice, monkeypatch):
     # DRF reads the rates once at import; set them as a deployment would through the settings.
     rates = {"read": "3/minute", "upload": "1/minute", "auth": "5/minute"}
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**rates, **{f"{k}_address": "100/minute" for k in rates}})
-    api = client_for(alice)
+    api = api_client_for(alice)
     statuses = [api.get("/api/v1/classifications/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = api.get("/api/v1/classifications/")
@@ -64,10 +64,10 @@ def test_one_address_cannot_multiply_its_rate_with_accounts(alice, bob, charlie,
     from rest_framework.throttling import ScopedRateThrottle
 
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"read": "100/minute", "read_address": "4/minute"})
-    statuses = [client_for(user).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7").status_code
+    statuses = [api_client_for(user).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7").status_code
                 for user in (alice, bob, charlie, alice, bob)]  # fmt: skip
     assert statuses == [200, 200, 200, 200, 429]
     # Another address is counted on its own, and a forged X-Forwarded-For changes nothing.
-    assert client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.8").status_code == 200
-    forged = client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
+    assert api_client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.8").status_code == 200
+    forged = api_client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
     assert forged.status_code == 429

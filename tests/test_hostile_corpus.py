@@ -13,7 +13,7 @@ from django.urls import reverse
 from classifier.models import Classification
 from classifier.tasks import classify
 from tests.hostile_corpus import ACCEPT, CASES
-from tests.test_api_classifications import client_for
+from tests.conftest import api_client_for
 
 IDS = [case.name for case in CASES]
 
@@ -65,7 +65,7 @@ def test_web_upload(case, alice, alice_client, active_model):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_api_upload(case, alice, alice_client, active_model):
     files_before = stored_files()
-    response = api_upload(client_for(alice), case)
+    response = api_upload(api_client_for(alice), case)
 
     assert response.status_code < 500
     if case.expect == ACCEPT:

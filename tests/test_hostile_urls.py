@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from classifier.models import Classification
-from tests.test_api_classifications import client_for
+from tests.conftest import api_client_for
 from tests.test_fetcher import LOOPBACK_SPELLINGS
 
 INTERNAL_HOSTS = [
@@ -64,7 +64,7 @@ def urls(port):
 
 
 def test_internal_urls_are_refused_everywhere_and_never_connected(alice, alice_client, active_model, listener):
-    api = client_for(alice)
+    api = api_client_for(alice)
     for url in urls(listener.port):
         web = alice_client.post(reverse("home"), {"image_url": url})
         assert web.status_code == 400, url

@@ -15,7 +15,8 @@ from classifier.models import Classification, ModelVersion
 from imageclass.storage import s3_storages
 from tests import badimages
 from tests.s3server import S3Server
-from tests.test_api_classifications import client_for, upload
+from tests.conftest import api_client_for
+from tests.test_api_classifications import upload
 from tests.test_upload import upload as upload_file
 from tests.workers import start_worker, stop, wait_until_finished
 
@@ -78,7 +79,7 @@ def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(s3_serv
 
     photo = badimages.jpeg((50, 40))
     web = alice_client.post(reverse("home"), {"images": upload_file("web.jpg", photo)})
-    api = upload(client_for(alice), badimages.jpeg(), name="api.jpg")
+    api = upload(api_client_for(alice), badimages.jpeg(), name="api.jpg")
     assert web.status_code == 302 and api.status_code == 202
     jobs = list(Classification.objects.order_by("created_at"))
     assert {job.image_key for job in jobs} <= keys(client, buckets["media_bucket"], "images/")
@@ -98,7 +99,7 @@ def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(s3_serv
     image = alice_client.get(reverse("result_image", args=[web_job.pk]))
     assert image.status_code == 200 and b"".join(image.streaming_content) == photo
 
-    assert client_for(alice).delete(f"/api/v1/classifications/{api_job.pk}/").status_code == 204
+    assert api_client_for(alice).delete(f"/api/v1/classifications/{api_job.pk}/").status_code == 204
     alice_client.post(reverse("delete", args=[web_job.pk]))
     assert Classification.objects.count() == 0
     assert keys(client, buckets["media_bucket"]) == set()
@@ -113,7 +114,7 @@ def test_storage_down_refuses_uploads_with_503_and_keeps_nothing(alice, alice_cl
     )  # fmt: skip
 
     web = alice_client.post(reverse("home"), {"images": upload_file("web.jpg", badimages.jpeg((50, 40)))})
-    api = upload(client_for(alice))
+    api = upload(api_client_for(alice))
 
     assert web.status_code == 503 and "storage is unavailable" in web.content.decode()
     assert api.status_code == 503 and "storage is unavailable" in api.json()["detail"]

@@ -6,6 +6,7 @@ The test suite uses `EmbeddedMongo` to run a throwaway in-memory server.
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -102,7 +103,7 @@ def worker(env) -> subprocess.Popen:
         [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
          "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", "inference@%h", "--beat",
          "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
-        env=env, cwd=BASE_DIR,
+        env=env, cwd=BASE_DIR, process_group=0,
     )  # fmt: skip
 
 
@@ -113,7 +114,7 @@ def training_worker(env) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
          "--queues", settings.TRAINING_QUEUE, "--hostname", "training@%h", "--concurrency", "1"],
-        env={**env, "PRELOAD_MODEL": "false"}, cwd=BASE_DIR,
+        env={**env, "PRELOAD_MODEL": "false"}, cwd=BASE_DIR, process_group=0,
     )  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def web_server(port: int, env) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "imageclass.wsgi", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--access-logfile", "-"],
-        env=env, cwd=BASE_DIR,
+        env=env, cwd=BASE_DIR, process_group=0,
     )  # fmt: skip
 
 
@@ -147,6 +148,9 @@ def run(port: int):
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+            # Whatever is left of its group (a gunicorn worker stuck in its own shutdown) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
         if database:
             database.stop()
 
@@ -154,7 +158,10 @@ def run(port: int):
         raise KeyboardInterrupt
 
     # Explicit handlers: a shell starts background jobs with SIGINT ignored, and Python keeps
-    # an ignored SIGINT ignored.
+    # an ignored SIGINT ignored. The children run in process groups of their own, so a
+    # terminal's Ctrl-C reaches only this process, which stops each of them once: gunicorn's
+    # threaded workers, signalled by the terminal and by their master together, could hang
+    # in their shutdown and keep the port.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -11,11 +11,11 @@ import requests
 # The bench scripts start the app and act as API clients; they import each other as scripts.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from app import free_port, running_app  # noqa: E402
-from load import photo, sign_up  # noqa: E402
+from load import photo, processes, sign_up  # noqa: E402
 
 
 def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
-    with running_app("embedded") as (url, _):
+    with running_app("embedded") as (url, session):
         home = requests.get(f"{url}/", timeout=10)
         assert home.status_code == 200 and "ImageClass" in home.text
         assert requests.get(f"{url}/static/css/site.css", timeout=10).status_code == 200
@@ -29,6 +29,11 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
             time.sleep(0.1)
         assert result["status"] == "done" and result["model_version"] == "cifar10 v1"
         assert len(result["predictions"]) == 3
+    # Stopped (SIGINT, as Ctrl-C), every process it started is gone, gunicorn's workers included.
+    deadline = time.monotonic() + 15
+    while (left := processes({"any": []}, session)["any"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, left
 
 
 def staff_session(url: str, mongodb_port: int, username: str, password: str) -> requests.Session:

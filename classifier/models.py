@@ -197,16 +197,28 @@ class ConditionalUpdates:
 
     def transition(self, condition: dict, increment=(), **changes) -> bool:
         """Apply `changes` (and +1 to the `increment` fields) only while the stored record meets
-        `condition` (a MongoDB filter): True when it did. One update_one on the plain _id, which
-        every engine answers from the _id index: the ORM's update spells the filter as $and,
-        which the embedded engine answers by scanning every record."""
+        `condition` (a MongoDB filter): True when it did, and the instance then holds the
+        changes, with no reload. The counters must also still hold the instance's values, so
+        its incremented copies are exact.
+
+        One update_one on the plain _id, which every engine answers from the _id index: the
+        ORM's update spells the filter as $and, which the embedded engine answers by scanning
+        every record (and its find_one_and_update costs several updates)."""
         values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
         fields = {name: self._meta.get_field(name) for name in values}
         update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
-        if increment:
-            update["$inc"] = {self._meta.get_field(name).column: 1 for name in increment}
+        counters = {self._meta.get_field(name).column: name for name in increment}
+        if counters:
+            update["$inc"] = dict.fromkeys(counters, 1)
+        condition = {**condition, **{column: getattr(self, name) for column, name in counters.items()}}
         collection = connection.database[self._meta.db_table]
-        return collection.update_one({"_id": self.pk, **condition}, update).matched_count == 1
+        if collection.update_one({"_id": self.pk, **condition}, update).matched_count != 1:
+            return False
+        for name, value in changes.items():
+            setattr(self, name, value)
+        for name in increment:
+            setattr(self, name, getattr(self, name) + 1)
+        return True
 
 
 class Classification(ConditionalUpdates, models.Model):
@@ -338,13 +350,10 @@ class Classification(ConditionalUpdates, models.Model):
         if stale_before is not None:
             claimable.append({"status": self.Status.RUNNING, "started_at": {"$lt": stale_before}})
         # One plain condition at a time: with $or the embedded engine scans every job.
-        won = any(
+        return any(
             self.transition(condition, increment=["attempts"], status=self.Status.RUNNING, started_at=timezone.now())
             for condition in claimable
         )
-        if won:
-            self.refresh_from_db()
-        return won
 
     @classmethod
     def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:
@@ -354,9 +363,9 @@ class Classification(ConditionalUpdates, models.Model):
         if limit <= 0:
             return []
         # `exclude` is left out of the query: a plain status filter stays on the index.
-        waiting = cls.objects.filter(status=cls.Status.QUEUED).order_by("queued_at").values_list("pk", flat=True)
-        candidates = [cls(pk=pk) for pk in waiting[: limit + len(exclude)] if pk not in exclude][:limit]
-        return [job for job in candidates if job.claim()]
+        oldest = cls.objects.filter(status=cls.Status.QUEUED).order_by("queued_at")[: limit + len(exclude)]
+        waiting = [job for job in oldest if job.pk not in exclude]
+        return [job for job in waiting[:limit] if job.claim()]
 
     def can_view(self, request) -> bool:
         """The owner, a user the owner shares their history with, or for an anonymous
@@ -474,9 +483,8 @@ class Classification(ConditionalUpdates, models.Model):
         fields["finished_at"] = timezone.now()
         ended = self.transition({"status": self.Status.RUNNING}, **fields)
         if ended:
-            self.refresh_from_db()
             signal_ended(self.pk)
-        return bool(ended)
+        return ended
 
     def read_image(self) -> bytes:
         with storages["default"].open(self.image_key, "rb") as f:

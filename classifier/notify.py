@@ -6,6 +6,7 @@ blocks on; every machine sees it. Without Redis (`make run`, one machine) the wo
 empty marker file that the web process checks for.
 """
 
+import functools
 import time
 from pathlib import Path
 
@@ -17,9 +18,16 @@ FILE_POLL_SECONDS = 0.01
 
 
 def _redis():
+    return _client(settings.REDIS_URL)
+
+
+@functools.cache
+def _client(url: str):
+    """One client (and connection pool) per process and URL: a new client per call cost a new
+    connection per request. redis-py starts a fresh pool in a forked child by itself."""
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=MAX_WAIT + 5)
+    return redis.Redis.from_url(url, socket_timeout=MAX_WAIT + 5)
 
 
 def _key(pk) -> str:

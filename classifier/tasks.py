@@ -26,6 +26,10 @@ from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 Status = Classification.Status
+# Batch companions this process ended lately, oldest first: their own messages arrive after
+# they are done and are dropped without asking the database.
+ENDED_HERE_LIMIT = 4096
+ended_here: dict[str, None] = {}
 
 
 class TransientError(Exception):
@@ -113,6 +117,13 @@ def end_with_error(job: Classification, exc: Exception) -> bool:
     return True
 
 
+def remember_ended(jobs):
+    for job in jobs:
+        ended_here[str(job.pk)] = None
+    while len(ended_here) > ENDED_HERE_LIMIT:
+        del ended_here[next(iter(ended_here))]
+
+
 def requeue_now(job: Classification):
     """Give a job taken into another's batch back to the queue, with a message of its own
     (the one it came with may already have been consumed while it ran)."""
@@ -145,6 +156,8 @@ def preload_model(**kwargs):
 def classify(self, classification_id: str):
     from classifier.inference import ArtifactError, NoActiveModel
 
+    if classification_id in ended_here:
+        return
     try:
         job = Classification.objects.filter(pk=classification_id).first()
         if job is None or job.is_finished:
@@ -179,6 +192,7 @@ def classify(self, classification_id: str):
     for companion in jobs[1:]:
         if companion.pk in errors and not end_with_error(companion, errors[companion.pk]):
             requeue_now(companion)
+    remember_ended(companion for companion in jobs[1:] if companion.is_finished)
     exc = errors.get(job.pk)
     if exc is None or end_with_error(job, exc):
         return

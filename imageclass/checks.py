@@ -41,6 +41,19 @@ def check_secret_key_from_environment(app_configs, **kwargs):
 
 
 @register()
+def check_token_cache_is_shared(app_configs, **kwargs):
+    backend = settings.CACHES["default"]["BACKEND"]
+    if settings.API_TOKEN_CACHE_SECONDS and backend.endswith(("LocMemCache", "DummyCache")):
+        return [Error(
+            "API_TOKEN_CACHE_SECONDS needs a cache that every web process shares: with a per-process cache "
+            "a revoked API token would keep working in the other processes.",
+            hint="Set REDIS_URL, or API_TOKEN_CACHE_SECONDS=0.",
+            id="imageclass.E003",
+        )]  # fmt: skip
+    return []
+
+
+@register()
 def check_password_hasher(app_configs, **kwargs):
     if not settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher"):
         return [Error("Argon2 must be the first password hasher.", id="imageclass.E002")]

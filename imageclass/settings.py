@@ -119,9 +119,13 @@ DATABASES = {
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Seconds the cache remembers which user an API token authenticates (accounts.ApiToken.user_for),
+# saving two database reads per API request. Only a shared cache (Redis) can: every web process
+# must forget a revoked token together.
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60 if REDIS_URL else 0, minimum=0)
 
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [
@@ -308,6 +312,9 @@ MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # where its training report found that copy answers as the model does (else fp32 LiteRT);
 # litert: fp32 LiteRT, about 20x faster than Keras at batch 1; keras: the Keras model itself.
 INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras"))
+# Load the active model in every worker process as it starts, so the first job does not wait
+# for it; off for workers that never classify (the training queue's).
+PRELOAD_MODEL = env_bool("PRELOAD_MODEL", True)
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

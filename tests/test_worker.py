@@ -24,6 +24,7 @@ def test_uploads_are_classified_by_a_worker_on_the_embedded_broker(alice, active
         stop(worker)
     assert {job.status for job in finished} == {Classification.Status.DONE}
     assert all(job.attempts == 1 and job.top_label in job.class_names for job in finished)
+    assert f"worker process ready with {active_model}" in (tmp_path / "worker.log").read_text()  # preloaded
 
 
 def redis_available() -> bool:

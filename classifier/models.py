@@ -155,11 +155,14 @@ class ModelVersion(models.Model):
         ModelVersion.objects.filter(pk=self.pk).update(load_error=error[:1000])
 
     def activate(self, user=None):
-        """Make this the one active version. No transactions on MongoDB: deactivate the others
-        with one conditional update, then mark this one."""
-        ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+        """Make this the one active version. No transactions on MongoDB: mark this one, then
+        unmark all but the most recently activated. In between two are marked and `active()`
+        already answers with this one, so no job ever finds no model; two activations that
+        cross both end with the later one alone."""
         self.is_active, self.activated_at, self.activated_by = True, timezone.now(), user
         self.save(update_fields=["is_active", "activated_at", "activated_by"])
+        latest = ModelVersion.active()
+        ModelVersion.objects.filter(is_active=True).exclude(pk=latest.pk).update(is_active=False)
 
 
 class ServiceUnavailable(Exception):

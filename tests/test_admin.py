@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -39,6 +41,20 @@ def test_activate_and_roll_back_are_logged(admin_client, tmp_path):
     assert [e.change_message for e in LogEntry.objects.order_by("action_time")] == ["Activated tiny v2", "Activated tiny v1"]
     page = admin_client.get(reverse("admin:classifier_modelversion_change", args=[first.pk]))
     assert page.status_code == 200
+
+
+def test_crossing_activations_leave_the_later_one_alone_active(db, tmp_path, monkeypatch):
+    first = ModelVersion.publish(make_run_dir(tmp_path / "a"), "tiny", activate=True)
+    second = ModelVersion.publish(make_run_dir(tmp_path / "b"), "tiny")
+    third = ModelVersion.publish(make_run_dir(tmp_path / "c"), "tiny")
+    second.activate()
+    # An activation that started before second's but lands after it: second stays the one.
+    started = second.activated_at - timedelta(seconds=1)
+    monkeypatch.setattr("classifier.models.timezone.now", lambda: started)
+    third.activate()
+    assert ModelVersion.active() == second
+    assert list(ModelVersion.objects.filter(is_active=True)) == [second]
+    assert not ModelVersion.objects.get(pk=first.pk).is_active
 
 
 def test_share_admin(admin_client, alice, bob):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -33,6 +34,7 @@ def train_command(folder, output, architecture, epochs=1):
         "train", "--data", str(folder), "--architecture", architecture, "--epochs", str(epochs),
         "--batch-size", "8", "--validation-fraction", "0.25", "--output", str(output),
     )  # fmt: skip
+    return output
 
 
 def test_thesis_cnn_is_the_thesis_network():
@@ -46,10 +48,15 @@ def test_thesis_cnn_is_the_thesis_network():
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
 
 
+@pytest.fixture(scope="module")
+def trained_runs(folder, tmp_path_factory):
+    """One short `train` run per architecture, shared by the tests that only read them."""
+    return {architecture: train_command(folder, tmp_path_factory.mktemp(architecture) / "run", architecture) for architecture in training.ARCHITECTURES}
+
+
 @pytest.mark.parametrize("architecture", training.ARCHITECTURES)
-def test_train_writes_model_and_report(folder, tmp_path, architecture):
-    output = tmp_path / "run"
-    train_command(folder, output, architecture)
+def test_train_writes_model_and_report(trained_runs, architecture):
+    output = trained_runs[architecture]
     for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png", "MODEL_CARD.md"):
         assert (output / name).stat().st_size > 0, name
     model = keras.saving.load_model(output / "model.keras", compile=False)
@@ -140,9 +147,8 @@ def test_only_the_chief_of_a_multi_worker_cluster_writes_the_run_folder(monkeypa
     assert worker_output(tmp_path / "run").name == folder_name
 
 
-def test_publish_evaluate_classify_round_trip(db, registry, folder, tmp_path, capsys):
-    run = tmp_path / "run"
-    train_command(folder, run, "whitened_convnet")
+def test_publish_evaluate_classify_round_trip(db, registry, folder, trained_runs, tmp_path, capsys):
+    run = trained_runs["whitened_convnet"]
     call_command("publish", str(run), "--name", "colours", "--activate")
     version = ModelVersion.active()
     assert (version.name, version.version, version.class_names) == ("colours", 1, ["blue", "green", "red"])
@@ -180,21 +186,21 @@ def test_classify_without_a_model_says_what_to_do(db, registry, folder):
         call_command("classify", str(folder))
 
 
-def test_shipped_model_is_published_once(db, registry, settings, folder, tmp_path, capsys):
+def test_shipped_model_is_published_once(db, registry, settings, trained_runs, tmp_path, capsys):
     shipped = tmp_path / "cifar10"
     settings.SHIPPED_MODEL_DIR = shipped
     call_command("publish_shipped")
     assert "no shipped model" in capsys.readouterr().out
-    train_command(folder, shipped, "whitened_convnet")
+    shutil.copytree(trained_runs["whitened_convnet"], shipped)
     call_command("publish_shipped")
     call_command("publish_shipped")
     assert ModelVersion.objects.count() == 1
     assert ModelVersion.active().name == "cifar10"
 
 
-def test_report_puts_other_runs_beside_the_model(folder, tmp_path, settings):
-    for architecture in training.ARCHITECTURES:
-        train_command(folder, tmp_path / architecture, architecture)
+def test_report_puts_other_runs_beside_the_model(folder, trained_runs, tmp_path):
+    for architecture, run in trained_runs.items():
+        shutil.copytree(run, tmp_path / architecture)  # the report rewrites the card
     call_command("report", str(tmp_path / "whitened_convnet"), "--compare", str(tmp_path / "thesis_cnn"), "--data", str(folder))
     card = (tmp_path / "whitened_convnet" / "MODEL_CARD.md").read_text()
     assert "| whitened_convnet (whitened_convnet) | 1 |" in card

@@ -5,6 +5,7 @@ import io
 import os
 import stat
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from mltrain.archive import InvalidArchive, inspect_archive
 from mltrain.models import TrainingJob
 from mltrain.tasks import train_model
 from tests import badimages
+from tests.conftest import broker_down
 from tests.imagefolder import make_image_folder
 
 
@@ -108,6 +110,22 @@ def test_a_bad_zip_is_refused_in_the_form_and_nothing_is_queued(admin_client):
     assert response.status_code == 200
     assert "paths may not contain" in response.content.decode()
     assert not TrainingJob.objects.exists()
+
+
+def test_a_job_that_cannot_be_queued_keeps_nothing_and_says_so(admin_client, settings, colours):
+    from django.core.files.storage import storages
+
+    upload = SimpleUploadedFile("colours.zip", folder_zip(colours).getvalue())
+    with broker_down(settings):
+        response = admin_client.post(reverse("admin:mltrain_trainingjob_start"), {
+            "name": "colours", "dataset": upload, "backbone": "imageclass", "head_epochs": 1, "fine_tune_epochs": 1,
+            "batch_size": 8, "validation_fraction": 0.25,
+        })  # fmt: skip
+    assert response.status_code == 503
+    assert "training queue is unavailable" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+    stored = Path(storages["models"].path("training-data"))
+    assert not [path for path in stored.rglob("*") if path.is_file()]  # the zip was removed again
 
 
 def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, active_model, colours):

@@ -45,6 +45,15 @@ def folder_zip(root, wrapper="") -> io.BytesIO:
     return zip_of(entries)
 
 
+def start_training(admin_client, upload, **fields):
+    """Post the admin's training form: a small run on our own model unless `fields` say otherwise."""
+    form = {
+        "name": "colours", "dataset": upload, "backbone": "imageclass", "head_epochs": 1, "fine_tune_epochs": 1,
+        "batch_size": 8, "validation_fraction": 0.25, **fields,
+    }  # fmt: skip
+    return admin_client.post(reverse("admin:mltrain_trainingjob_start"), form)
+
+
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("colours"), per_class=6)
@@ -103,10 +112,7 @@ def test_only_staff_can_start_training(client, alice):
 
 def test_a_bad_zip_is_refused_in_the_form_and_nothing_is_queued(admin_client):
     upload = SimpleUploadedFile("x.zip", zip_of({"a/1.jpg": badimages.jpeg((8, 8)), "../b/1.jpg": b"x"}).getvalue())
-    response = admin_client.post(reverse("admin:mltrain_trainingjob_start"), {
-        "name": "pets", "dataset": upload, "backbone": "imageclass", "head_epochs": 1, "fine_tune_epochs": 1,
-        "batch_size": 8, "validation_fraction": 0.25,
-    })  # fmt: skip
+    response = start_training(admin_client, upload, name="pets")
     assert response.status_code == 200
     assert "paths may not contain" in response.content.decode()
     assert not TrainingJob.objects.exists()
@@ -117,10 +123,7 @@ def test_a_job_that_cannot_be_queued_keeps_nothing_and_says_so(admin_client, set
 
     upload = SimpleUploadedFile("colours.zip", folder_zip(colours).getvalue())
     with broker_down(settings):
-        response = admin_client.post(reverse("admin:mltrain_trainingjob_start"), {
-            "name": "colours", "dataset": upload, "backbone": "imageclass", "head_epochs": 1, "fine_tune_epochs": 1,
-            "batch_size": 8, "validation_fraction": 0.25,
-        })  # fmt: skip
+        response = start_training(admin_client, upload)
     assert response.status_code == 503
     assert "training queue is unavailable" in response.content.decode()
     assert not TrainingJob.objects.exists()
@@ -130,10 +133,7 @@ def test_a_job_that_cannot_be_queued_keeps_nothing_and_says_so(admin_client, set
 
 def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, active_model, colours):
     upload = SimpleUploadedFile("colours.zip", folder_zip(colours, "colours").getvalue())
-    response = admin_client.post(reverse("admin:mltrain_trainingjob_start"), {
-        "name": "colours", "dataset": upload, "backbone": "imageclass", "head_epochs": 2, "fine_tune_epochs": 1,
-        "batch_size": 8, "validation_fraction": 0.25, "activate_when_done": "on",
-    })  # fmt: skip
+    response = start_training(admin_client, upload, head_epochs=2, activate_when_done="on")
     job = TrainingJob.objects.get()
     assert response.status_code == 302 and response.url.endswith(f"/{job.pk}/change/")
     assert (job.status, job.class_counts) == ("queued", {"blue": 6, "green": 6, "red": 6})

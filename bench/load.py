@@ -139,7 +139,12 @@ def resident_mb(pids) -> float:
     return total / 1024
 
 
-ROLES = {"web": ["gunicorn", "imageclass"], "worker": ["celery", "worker"]}
+# `make run` names its workers inference@ and training@ (compose runs them in containers).
+ROLES = {
+    "web": ["gunicorn", "imageclass"],
+    "inference worker": ["celery", "worker", "inference@"],
+    "training worker": ["celery", "worker", "training@"],
+}
 
 
 def memory(session=None):

@@ -37,7 +37,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
     with running_app(args.configuration) as (url, session):
-        time.sleep(5)  # let start-up settle (the worker preloads and converts the model)
+        # Settle first: the worker preloads the model and, in a fresh VAR_DIR, converts it
+        # (tens of seconds on a slow CPU); two clients' first results mean it is ready.
+        run_level(f"{url}/api/v1/", 2, 3)
         idle = {role: resident_mb(pids) for role, pids in snapshot(session).items()}
         level = run_level(f"{url}/api/v1/", args.users, args.seconds)
         after = snapshot(session)
@@ -51,8 +53,8 @@ def main():
     report = "\n\n".join([
         f"# Memory: {args.configuration} configuration",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; load: {args.users} API clients "
-        f"for {args.seconds:g} s ({level['done']} results, {level['lost']} lost). The worker row sums its "
-        "main process and its pool processes.",
+        f"for {args.seconds:g} s ({level['done']} results, {level['lost']} lost). Each row sums all of "
+        "that role's processes (a worker's main and pool processes; the inference worker's embedded beat).",
         markdown_table(rows),
     ])  # fmt: skip
     publish("memory", report)

@@ -125,11 +125,16 @@ class ApiToken(models.Model):
 
     @classmethod
     def remember_user(cls, digest: str, user):
-        if settings.API_TOKEN_CACHE_SECONDS:
-            try:
-                cache.set(cls.cache_key(digest), user, settings.API_TOKEN_CACHE_SECONDS)
-            except Exception as exc:
-                log.warning("token cache unavailable: %s", exc)
+        """Cache `user` without its password hash (the field deferred): the cache need not hold
+        one, and the rare request that reads it loads it from the database."""
+        if not settings.API_TOKEN_CACHE_SECONDS:
+            return
+        fields = [field.attname for field in User._meta.concrete_fields if field.attname != "password"]
+        without_hash = User.from_db(user._state.db, fields, [getattr(user, name) for name in fields])
+        try:
+            cache.set(cls.cache_key(digest), without_hash, settings.API_TOKEN_CACHE_SECONDS)
+        except Exception as exc:
+            log.warning("token cache unavailable: %s", exc)
 
     @classmethod
     def forget(cls, digests):

@@ -39,6 +39,17 @@ def test_a_known_token_is_answered_from_the_cache(shared_cache, alice):
     assert not [query for query in reads.captured_queries if "accounts_" in query["sql"]]
 
 
+def test_the_cache_never_holds_a_password_hash(shared_cache, alice):
+    api = client_with_token(alice)
+    api.get("/api/v1/me/")
+    (key,) = [key for key in cache._cache.get_client().keys("*apitoken:*")]
+    stored = cache._cache.get_client().get(key)
+    assert alice.password.encode() not in stored and b"argon2" not in stored
+    cached = cache.get(key.decode().split(":", 2)[-1])
+    assert "password" in cached.get_deferred_fields()
+    assert cached.password == alice.password  # loaded from the database when asked for
+
+
 def test_the_redis_cache_builds_one_client_per_connection_pool(shared_cache):
     cache.set("greeting", {"hello": "world"})
     assert cache.get("greeting") == {"hello": "world"}

@@ -248,12 +248,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT = "imageclass.broker:Transport"  # kombu's, with atomic message files
     BROKER_DIR = VAR_DIR / "broker"
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables (kombu's default is ./control, which put them in the repository).
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The transport polls its folder; kombu's default of once a second caps the embedded
         # setup at about one job a second (measured with bench/load.py).

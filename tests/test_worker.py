@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -25,6 +26,10 @@ def test_uploads_are_classified_by_a_worker_on_the_embedded_broker(alice, active
     assert {job.status for job in finished} == {Classification.Status.DONE}
     assert all(job.attempts == 1 and job.top_label in job.class_names for job in finished)
     assert f"worker process ready with {active_model}" in (tmp_path / "worker.log").read_text()  # preloaded
+    # The broker's exchange tables live under VAR_DIR, never in the checkout.
+    control = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["control_folder"])
+    assert (control / f"{settings.CELERY_TASK_DEFAULT_QUEUE}.exchange").exists()
+    assert not (settings.BASE_DIR / "control").exists()
 
 
 def redis_available() -> bool:

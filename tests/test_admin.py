@@ -8,8 +8,6 @@ from tests.conftest import make_result
 from tests.tinymodel import make_run_dir
 
 
-
-
 def test_classification_list_detail_and_thumbnail(admin_client, alice):
     result = make_result(alice, "cat", filename="kitty.jpg")
     page = admin_client.get(reverse("admin:classifier_classification_changelist"), {"q": "kitty"})

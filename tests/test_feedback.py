@@ -13,8 +13,6 @@ from mltrain.archive import inspect_archive
 from tests.conftest import api_client_for, make_result
 
 
-
-
 def test_owner_corrects_a_result_on_the_page_and_takes_it_back(alice_client, alice):
     result = make_result(alice, label="cat")
     page = alice_client.get(reverse("result", args=[result.pk])).content.decode()

@@ -118,7 +118,6 @@ def test_api_heatmap_and_the_reasons_there_is_none(alice, active_model):
     assert response.status_code == 409 and "no longer registered" in response.json()["detail"]
 
 
-
 def test_a_heatmap_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(alice_client, alice, active_model, settings):
     job = finished(alice)
     url = reverse("result_heatmap", args=[job.pk])
@@ -128,4 +127,3 @@ def test_a_heatmap_asked_while_the_broker_is_down_gets_503_and_is_asked_again_la
     job.refresh_from_db()
     assert job.heatmap_requested_at is None  # not marked as asked: the next request sends it
     assert alice_client.get(url).status_code == 202
-

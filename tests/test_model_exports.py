@@ -13,8 +13,6 @@ from tests.conftest import broker_down
 from tests.imagefolder import make_image_folder
 
 
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     return load_image_folder(make_image_folder(tmp_path_factory.mktemp("photos"), per_class=4), (32, 32)).images

@@ -12,8 +12,6 @@ from tests.imagefolder import make_image_folder
 from tests.tinymodel import make_run_dir
 
 
-
-
 @pytest.fixture
 def reported_version(db, tmp_path):
     """An untrained tiny model evaluated on colour images: it makes plenty of mistakes."""
@@ -46,7 +44,6 @@ def test_cells_out_of_range_and_non_staff_are_refused(client, alice, admin_clien
     client.force_login(alice)
     response = client.get(reverse("admin:classifier_modelversion_quality", args=[version.pk]))
     assert response.status_code == 302 and "login" in response.url
-
 
 
 def test_the_shipped_model_has_its_figures_but_no_example_images(db, admin_client):

@@ -91,7 +91,6 @@ def shifted(batch):
     return padded[:, :32, :32], padded[:, 2:, 2:]
 
 
-
 @pytest.fixture
 def fresh_artifact(tmp_path):
     return make_run_dir(tmp_path / "run") / "model.keras"

@@ -235,7 +235,6 @@ def test_the_shipped_model_is_registered_as_committed(db, registry):
     assert version.validation_accuracy > 0.85
 
 
-
 def test_a_shipped_version_registered_before_its_report_grew_gets_the_new_figures(db, registry):
     call_command("publish_shipped")
     version = ModelVersion.active()

@@ -59,8 +59,6 @@ def colours(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("colours"), per_class=6)
 
 
-
-
 def test_a_zip_of_class_folders_is_accepted_with_or_without_a_top_folder(colours):
     assert inspect_archive(folder_zip(colours)).class_counts == {"blue": 6, "green": 6, "red": 6}
     assert inspect_archive(folder_zip(colours, "my-dataset")).images == 18

@@ -43,7 +43,7 @@ def main():
         data = images if architecture == "thesis_cnn" else one_hot(images)
         model = build(config, data)
         pipeline = training_pipeline(data, batch_size, seed=0)
-        model.fit(pipeline.take(3), epochs=1, verbose=0)  # warm-up: tracing and allocation
+        model.fit(pipeline, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up: tracing and allocation
         started = time.perf_counter()
         model.fit(pipeline, epochs=1, verbose=0)
         seconds = time.perf_counter() - started

@@ -94,8 +94,11 @@ def conv_group(x, filters, convs, name, regularizer=None):
         return layers.Activation("gelu", name=f"{name}_act{index}")(x)
 
     x = norm(layers.MaxPooling2D(name=f"{name}_pool")(conv(x, 1)), 1)
+    shortcut = x
     for index in range(2, convs + 1):
         x = norm(conv(x, index), index)
+    if convs > 2:  # airbench96's deeper groups: a residual connection over the last convolutions
+        x = layers.Add(name=f"{name}_residual")([shortcut, x])
     return x
 
 

@@ -9,7 +9,6 @@ images, which decides whether workers may serve it.
 
 import csv
 import json
-import platform
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from classifier.runtime import int8_verdict  # noqa: E402
+from mltrain import training  # noqa: E402
 
 EVALUATION_BATCH = 256
 EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
@@ -129,33 +129,23 @@ def plot_confusion(metrics: dict, path: Path):
     plt.close(fig)
 
 
-def hardware() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
-        return ", ".join(names)
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+def augmentation(config: dict, side: int) -> str:
+    translate = max(1, round(side * config.get("translate_fraction", 1 / 16)))
+    cutout = round(side * config.get("cutout_fraction", 0.0))
+    return f"random-crop ({translate} px), flip" + (f" and cutout ({cutout} px)" if cutout else " and") + " augmentation"
 
 
-def cifar_recipe(config: dict) -> str:
+def cifar_recipe(run: dict) -> str:
     """The recipe of a `train` run (`train_transfer` runs describe theirs in training.json)."""
+    config, side = run["config"], min(run["input_shape"][:2])
     if config["architecture"] != "whitened_convnet":
-        return "Adam, random-crop (2 px) and flip augmentation (the thesis recipe)."
+        return f"Adam, {augmentation(config, side)} (the thesis recipe)."
     return (
         f"SGD Nesterov momentum {config['momentum']}, triangular learning rate peaking at "
         f"{config['peak_learning_rate']} ({config.get('bias_learning_rate_scale', 1)}x for "
         f"batch-norm offsets), L2 {config['weight_decay']} on the kernels, lookahead from epoch "
         f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
-        "random-crop (2 px) and flip augmentation; the prediction averages "
+        f"{augmentation(config, side)}; the prediction averages "
         + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
     )
 
@@ -176,7 +166,7 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict,
         "",
         "## Recipe",
         f"- Architecture `{config['architecture']}`, {run['parameters']:,} parameters.",
-        f"- {len(history)} epochs, batch {config['batch_size']}. {run.get('recipe') or cifar_recipe(config)}",
+        f"- {len(history)} epochs, batch {config['batch_size']}. {run.get('recipe') or cifar_recipe(run)}",
         f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config.get('hyperparameters') or {})}`.",
         f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
         "",
@@ -203,7 +193,7 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict,
 def write_report(output: Path, model, validation, comparisons: dict | None = None) -> dict:
     output = Path(output)
     run = json.loads((output / "training.json").read_text())
-    run["hardware"] = hardware()
+    run.setdefault("hardware", training.hardware())  # runs from before training.json recorded it
     history = read_history(output / "history.csv")
     probabilities = predict_probabilities(model, validation.images)
     metrics = classification_metrics(probabilities, validation.labels, validation.class_names)

@@ -7,21 +7,23 @@ A run writes everything into one output folder:
   training.json     the configuration, class names, split and hyperparameters of the run
 """
 
+import contextlib
 import json
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from mltrain import architectures
 from mltrain.datasets import Dataset
 
 ARCHITECTURES = ("whitened_convnet", "thesis_cnn")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
-TRANSLATE_FRACTION = 1 / 16  # random-crop augmentation: shift by up to this much of the side (2 px at 32)
+LOADER_THREADS = 4  # batches are augmented ahead of the step that needs them
 
 
 @dataclass
@@ -45,6 +47,8 @@ class TrainingConfig:
     lookahead_from_epoch: int = 3  # then every 5 steps pull the weights towards their average
     label_smoothing: float = 0.2
     translate_tta: bool = False  # 6 views (mirror x 1-pixel shifts) instead of 2: +0.02 points here, 3x the cost
+    translate_fraction: float = 1 / 16  # random crop: shift by up to this much of the side (2 px at 32)
+    cutout_fraction: float = 0.0  # blank a random square of this much of the side (0: none)
     hyperparameters: dict = field(default_factory=dict)
 
 
@@ -57,11 +61,50 @@ def cpu_has_bfloat16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def accelerators() -> list[str]:
+    """Names of the GPUs the Keras backend computes on (TensorFlow on CPU machines, JAX or
+    PyTorch where a GPU machine has no TensorFlow)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [
+            tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
+            for gpu in tf.config.list_physical_devices("GPU")
+        ]
+    if backend == "jax":
+        import jax
+
+        return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def hardware() -> str:
+    """The machine a run trains on, for its model card."""
+    gpus = accelerators()
+    if gpus:
+        return f"{', '.join(gpus)} ({keras.backend.backend()})"
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
 def configure_devices(mixed_precision: bool | None) -> str:
     """Use every GPU when there are any; bfloat16 compute where the hardware has it."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    gpus = accelerators()
     if mixed_precision is None:
         mixed_precision = bool(gpus) or cpu_has_bfloat16()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
@@ -69,18 +112,28 @@ def configure_devices(mixed_precision: bool | None) -> str:
 
 
 def distribution_strategy(name: str = "auto"):
-    """The tf.distribute strategy for `name`:
-    auto          MirroredStrategy when this machine has several GPUs, else the default
+    """The tf.distribute strategy for `name`, or None for one device:
+    auto          MirroredStrategy when this machine has several GPUs, else one device
     default       one device
     mirrored      MirroredStrategy over this machine's GPUs (synchronous data parallelism)
     multi-worker  MultiWorkerMirroredStrategy across machines: every machine runs the same
                   command with its own TF_CONFIG ({"cluster": ..., "task": {"type", "index"}})
-    """
+    Other backends than TensorFlow train on one device."""
+    if keras.backend.backend() != "tensorflow":
+        if name in ("mirrored", "multi-worker"):
+            raise ValueError(f"the {name} strategy needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+        return None
+    import tensorflow as tf
+
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored" or (name == "auto" and len(tf.config.list_physical_devices("GPU")) > 1):
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    return None
+
+
+def strategy_scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def worker_output(output: Path) -> Path:
@@ -93,37 +146,79 @@ def worker_output(output: Path) -> Path:
     return Path(output) if chief else Path(output) / f"worker-{index}"
 
 
-def augment(images, labels):
-    """Random translation by reflect-padding and cropping, and random horizontal flip."""
-    size = tf.shape(images)[1:3]
-    shift = max(1, round(images.shape[1] * TRANSLATE_FRACTION))
-    padded = tf.pad(images, [[0, 0], [shift] * 2, [shift] * 2, [0, 0]], mode="REFLECT")
-    batch = tf.shape(images)[0]
-    offsets = tf.random.uniform([batch, 2], 0, 2 * shift + 1, dtype=tf.int32)
-    rows = offsets[:, :1] + tf.range(size[0])[None, :]
-    cols = offsets[:, 1:] + tf.range(size[1])[None, :]
-    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
-    cropped = tf.gather(cropped, cols, axis=2, batch_dims=1)
-    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
-    return tf.where(flip, tf.reverse(cropped, axis=[2]), cropped), labels
+def augment(images: np.ndarray, rng: np.random.Generator, translate: int, cutout: int, fill) -> np.ndarray:
+    """A new array of `images`, each randomly shifted by up to `translate` pixels (a crop of the
+    reflect-padded image), mirrored with probability 1/2, and with a random `cutout`-pixel
+    square set to `fill` (the mean pixel, which the model normalises to zero)."""
+    count, height, width = images.shape[:3]
+    if translate:
+        pad = ((0, 0), (translate, translate), (translate, translate), (0, 0))
+        padded = np.pad(images, pad, mode="reflect")
+        down, right = rng.integers(0, 2 * translate + 1, size=(2, count))
+        rows = down[:, None, None] + np.arange(height)[None, :, None]
+        cols = right[:, None, None] + np.arange(width)[None, None, :]
+        images = padded[np.arange(count)[:, None, None], rows, cols]
+    else:
+        images = images.copy()
+    mirrored = rng.random(count) < 0.5
+    images[mirrored] = images[mirrored, :, ::-1]
+    if cutout:
+        top = rng.integers(0, height - cutout + 1, count)[:, None]
+        left = rng.integers(0, width - cutout + 1, count)[:, None]
+        in_rows = (np.arange(height) >= top) & (np.arange(height) < top + cutout)
+        in_cols = (np.arange(width) >= left) & (np.arange(width) < left + cutout)
+        images[in_rows[:, :, None] & in_cols[:, None, :]] = fill
+    return images
 
 
-def training_pipeline(dataset: Dataset, batch_size: int, seed: int):
-    return (
-        tf.data.Dataset.from_tensor_slices((dataset.images, dataset.labels))
-        .shuffle(len(dataset), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+class Batches(keras.utils.PyDataset):
+    """A dataset in batches for `fit`. For training (`augment=True`): shuffled anew every epoch,
+    the last partial batch dropped, every image augmented (`augment`). Otherwise: in order, as
+    is. Plain NumPy, so every Keras backend trains from the same pipeline."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, augment: bool = False,
+                 translate_fraction: float = 1 / 16, cutout_fraction: float = 0.0):  # fmt: skip
+        super().__init__(workers=LOADER_THREADS if augment else 1)
+        self.images, self.labels = dataset.images, dataset.labels
+        self.batch_size, self.seed, self.training = batch_size, seed, augment
+        side = min(self.images.shape[1:3])
+        self.translate = max(1, round(side * translate_fraction)) if translate_fraction else 0
+        self.cutout = round(side * cutout_fraction)
+        self.fill = self.images.reshape(-1, self.images.shape[-1]).mean(axis=0).round().astype(np.uint8) if self.cutout else 0
+        self.epoch = 0
+        self.order = self.shuffled()
+
+    def shuffled(self) -> np.ndarray:
+        if not self.training:
+            return np.arange(len(self.images))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
+
+    def __len__(self):
+        if self.training:
+            return max(1, len(self.images) // self.batch_size)
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images, labels = self.images[chosen], self.labels[chosen]
+        if self.training:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            images = augment(images, rng, self.translate, self.cutout, self.fill)
+        return images, labels
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self.shuffled()
 
 
-def evaluation_pipeline(dataset: Dataset, batch_size: int):
-    return (
-        tf.data.Dataset.from_tensor_slices((dataset.images, dataset.labels))
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+def training_pipeline(dataset: Dataset, batch_size: int, seed: int, translate_fraction: float = 1 / 16,
+                      cutout_fraction: float = 0.0) -> Batches:  # fmt: skip
+    return Batches(dataset, batch_size, seed, augment=True, translate_fraction=translate_fraction,
+                   cutout_fraction=cutout_fraction)  # fmt: skip
+
+
+def evaluation_pipeline(dataset: Dataset, batch_size: int) -> Batches:
+    return Batches(dataset, batch_size)
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -178,8 +273,14 @@ class Lookahead(keras.callbacks.Callback):
         self.decay, self.power = decay, power
         self.average = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        # Counted here rather than read from the optimizer every step: reading the model
+        # would make the JAX backend hand its state back after every step.
+        self.step = int(self.model.optimizer.iterations.numpy())
+
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
+        self.step += 1
+        step = self.step
         if step < self.start_step or step % self.every:
             return
         current = [v.numpy() for v in self.model.weights]
@@ -264,7 +365,7 @@ def serving_model(config: TrainingConfig, trained: keras.Model, train: Dataset, 
 
 
 def one_hot(dataset: Dataset):
-    labels = keras.ops.one_hot(dataset.labels, len(dataset.class_names)).numpy()
+    labels = np.eye(len(dataset.class_names), dtype=np.float32)[dataset.labels]
     return Dataset(dataset.images, labels, dataset.class_names)
 
 
@@ -277,6 +378,7 @@ def write_run_file(output: Path, config: dict, train: Dataset, validation: Datas
         "train_size": len(train),
         "validation_size": len(validation),
         "device": device,
+        "hardware": hardware(),
         "parameters": model.count_params(),
         **extra,
     }, indent=2))  # fmt: skip
@@ -290,7 +392,7 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
     output.mkdir(parents=True, exist_ok=True)
     device = configure_devices(config.mixed_precision)
     hp = architectures.defaults(hp)
-    with distribution_strategy(config.strategy).scope():
+    with strategy_scope(distribution_strategy(config.strategy)):
         model = build(config, train, hp)
     recipe_callbacks = []
     if config.architecture != "thesis_cnn":
@@ -302,11 +404,10 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
         )
     write_run_file(output, asdict(config), train, validation, model, device, hyperparameters=hp.values)
     model.fit(
-        training_pipeline(train, config.batch_size, config.seed),
+        training_pipeline(train, config.batch_size, config.seed, config.translate_fraction, config.cutout_fraction),
         validation_data=evaluation_pipeline(validation, config.batch_size),
         epochs=config.epochs,
         verbose=2,
-        shuffle=False,  # the pipeline shuffles
         callbacks=[
             EpochWallTime(),
             *recipe_callbacks,

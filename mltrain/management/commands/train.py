@@ -8,7 +8,8 @@ class Command(BaseCommand):
     help = (
         "Train a classifier on an image-folder dataset (default: the shared CIFAR-10 training "
         "images) or keras.datasets.cifar10. Checkpoints every epoch; rerunning the same command "
-        "with the same --output resumes where it stopped. Uses every GPU when one is present."
+        "with the same --output resumes where it stopped. Uses every GPU when one is present "
+        "(with KERAS_BACKEND=jax on GPU machines without TensorFlow)."
     )
 
     def add_arguments(self, parser):
@@ -30,6 +31,26 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="use only this many training images (quick runs)")
         parser.add_argument("--peak-learning-rate", type=float, default=defaults.peak_learning_rate)
         parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+        parser.add_argument(
+            "--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty on the kernels"
+        )
+        parser.add_argument(
+            "--translate",
+            type=float,
+            default=defaults.translate_fraction,
+            help="random-crop augmentation: shift by up to this fraction of the side (0.0625: 2 px at 32)",
+        )
+        parser.add_argument(
+            "--cutout",
+            type=float,
+            default=defaults.cutout_fraction,
+            help="cutout augmentation: blank a random square of this fraction of the side (0: none)",
+        )
+        parser.add_argument(
+            "--tta-shifts",
+            action="store_true",
+            help="the served prediction averages 6 views (mirror x 1-pixel shifts) instead of 2",
+        )
         parser.add_argument(
             "--mixed-precision",
             choices=("auto", "on", "off"),
@@ -78,6 +99,10 @@ class Command(BaseCommand):
             seed=options["seed"],
             peak_learning_rate=options["peak_learning_rate"],
             label_smoothing=options["label_smoothing"],
+            weight_decay=options["weight_decay"],
+            translate_fraction=options["translate"],
+            cutout_fraction=options["cutout"],
+            translate_tta=options["tta_shifts"],
             mixed_precision={"auto": None, "on": True, "off": False}[options["mixed_precision"]],
             strategy=options["strategy"],
             hyperparameters=hyperparameters,

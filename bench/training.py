@@ -1,11 +1,13 @@
 """Training speed: images/s of one training epoch for the thesis CNN (its recipe: Adam, batch
-32) and for the shipped recipe (whitened_convnet, batch 1024), on the same images, under the
-precision `train` would pick on this machine (bfloat16 where the CPU computes it).
+32) and for the shipped model's recipe (read from its training.json: network, batch,
+augmentation), on the same images, under the precision `train` would pick on this machine
+(bfloat16 where the CPU computes it).
 
     .venv/bin/python bench/training.py [--images 10240]
 """
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -26,7 +28,9 @@ def main():
 
     django.setup()
     import keras
+    from django.conf import settings
 
+    from mltrain.architectures import fixed
     from mltrain.data_sources import load_dataset
     from mltrain.datasets import stratified_sample
     from mltrain.training import (
@@ -36,20 +40,27 @@ def main():
     dataset = load_dataset("shared-cifar10", (32, 32))
     chosen = stratified_sample(np.arange(len(dataset)), dataset.labels, args.images, seed=0)
     images = dataset.subset(chosen)
+    shipped = json.loads((settings.SHIPPED_MODEL_DIR / "training.json").read_text())
+    recipes = (
+        ("thesis", TrainingConfig(architecture="thesis_cnn", batch_size=32, epochs=2), {}),
+        ("shipped model", TrainingConfig(**{**shipped["config"], "epochs": 2}), shipped["config"]["hyperparameters"]),
+    )
     rows = []
-    for architecture, batch_size in (("thesis_cnn", 32), ("whitened_convnet", 1024)):
+    for recipe, config, hyperparameters in recipes:
         device = configure_devices(None)  # again for each model: clear_session resets the precision policy
-        config = TrainingConfig(architecture=architecture, batch_size=batch_size, epochs=2)
-        data = images if architecture == "thesis_cnn" else one_hot(images)
-        model = build(config, data)
-        pipeline = training_pipeline(data, batch_size, seed=0)
+        batch_size = config.batch_size
+        data = images if config.architecture == "thesis_cnn" else one_hot(images)
+        model = build(config, data, fixed(hyperparameters))
+        pipeline = training_pipeline(data, batch_size, 0, config.translate_fraction, config.cutout_fraction)
         model.fit(pipeline, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up: tracing and allocation
         started = time.perf_counter()
         model.fit(pipeline, epochs=1, verbose=0)
         seconds = time.perf_counter() - started
         trained = total_steps(config, data) // config.epochs * batch_size
         rows.append({
-            "recipe": architecture, "batch": batch_size, "precision": keras.mixed_precision.global_policy().name,
+            "recipe": recipe, "network": config.architecture,
+            "hyperparameters": json.dumps(hyperparameters) if hyperparameters else "defaults",
+            "batch": batch_size, "precision": keras.mixed_precision.global_policy().name,
             "parameters": f"{model.count_params():,}",
             "images/s": round(trained / seconds, 1), "45k-image epoch s": round(45000 * seconds / trained, 1),
         })  # fmt: skip

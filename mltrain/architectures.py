@@ -25,6 +25,15 @@ def defaults(hp):
     return hp if hp is not None else keras_tuner.HyperParameters()
 
 
+def fixed(values: dict):
+    """HyperParameters fixed at `values` (a tuner's best, a run's training.json); the builders
+    take the defaults for the others."""
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp
+
+
 def pixel_input(input_shape):
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="pixels")
     return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)

@@ -78,8 +78,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         import json
 
-        import keras_tuner
-
+        from mltrain.architectures import fixed
         from mltrain.datasets import stratified_sample, stratified_split
         from mltrain.data_sources import load_dataset
         from mltrain.report import write_report
@@ -88,9 +87,7 @@ class Command(BaseCommand):
         hyperparameters = {}
         if options["hyperparameters"]:
             hyperparameters = json.loads(options["hyperparameters"].read_text())
-        hp = keras_tuner.HyperParameters()
-        for name, value in hyperparameters.items():
-            hp.Fixed(name, value)
+        hp = fixed(hyperparameters)
         config = TrainingConfig(
             architecture=options["architecture"],
             epochs=options["epochs"],

@@ -172,15 +172,15 @@ def augment(images: np.ndarray, rng: np.random.Generator, translate: int, cutout
 
 
 class Batches(keras.utils.PyDataset):
-    """A dataset in batches for `fit`. For training (`augment=True`): shuffled anew every epoch,
+    """A dataset in batches for `fit`. For training (`training=True`): shuffled anew every epoch,
     the last partial batch dropped, every image augmented (`augment`). Otherwise: in order, as
     is. Plain NumPy, so every Keras backend trains from the same pipeline."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, augment: bool = False,
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, training: bool = False,
                  translate_fraction: float = 1 / 16, cutout_fraction: float = 0.0):  # fmt: skip
-        super().__init__(workers=LOADER_THREADS if augment else 1)
+        super().__init__(workers=LOADER_THREADS if training else 1)
         self.images, self.labels = dataset.images, dataset.labels
-        self.batch_size, self.seed, self.training = batch_size, seed, augment
+        self.batch_size, self.seed, self.training = batch_size, seed, training
         side = min(self.images.shape[1:3])
         self.translate = max(1, round(side * translate_fraction)) if translate_fraction else 0
         self.cutout = round(side * cutout_fraction)
@@ -213,7 +213,7 @@ class Batches(keras.utils.PyDataset):
 
 def training_pipeline(dataset: Dataset, batch_size: int, seed: int, translate_fraction: float = 1 / 16,
                       cutout_fraction: float = 0.0) -> Batches:  # fmt: skip
-    return Batches(dataset, batch_size, seed, augment=True, translate_fraction=translate_fraction,
+    return Batches(dataset, batch_size, seed, training=True, translate_fraction=translate_fraction,
                    cutout_fraction=cutout_fraction)  # fmt: skip
 
 

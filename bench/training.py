@@ -34,7 +34,7 @@ def main():
     from mltrain.data_sources import load_dataset
     from mltrain.datasets import stratified_sample
     from mltrain.training import (
-        TrainingConfig, build, configure_devices, one_hot, total_steps, training_pipeline,
+        TrainingConfig, build, configure_devices, one_hot, total_steps,
     )  # fmt: skip
 
     dataset = load_dataset("shared-cifar10", (32, 32))
@@ -51,7 +51,7 @@ def main():
         batch_size = config.batch_size
         data = images if config.architecture == "thesis_cnn" else one_hot(images)
         model = build(config, data, fixed(hyperparameters))
-        pipeline = training_pipeline(data, batch_size, 0, config.translate_fraction, config.cutout_fraction)
+        pipeline = config.batches(data)
         model.fit(pipeline, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up: tracing and allocation
         started = time.perf_counter()
         model.fit(pipeline, epochs=1, verbose=0)

@@ -130,9 +130,13 @@ def plot_confusion(metrics: dict, path: Path):
 
 
 def augmentation(config: dict, side: int) -> str:
-    translate = max(1, round(side * config.get("translate_fraction", 1 / 16)))
-    cutout = round(side * config.get("cutout_fraction", 0.0))
-    return f"random-crop ({translate} px), flip" + (f" and cutout ({cutout} px)" if cutout else " and") + " augmentation"
+    """"random-crop (4 px), flip and cutout (12 px) augmentation", as the run had it (runs from
+    before these settings were recorded had the defaults)."""
+    translate, cutout = training.augmentation_pixels(
+        side, config.get("translate_fraction", training.TRANSLATE_FRACTION), config.get("cutout_fraction", 0.0)
+    )
+    kinds = [f"random-crop ({translate} px)"] * bool(translate) + ["flip"] + [f"cutout ({cutout} px)"] * bool(cutout)
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + " augmentation"
 
 
 def cifar_recipe(run: dict) -> str:

@@ -24,6 +24,7 @@ from mltrain.datasets import Dataset
 ARCHITECTURES = ("whitened_convnet", "thesis_cnn")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 LOADER_THREADS = 4  # batches are augmented ahead of the step that needs them
+TRANSLATE_FRACTION = 1 / 16  # random crop: shift by up to this much of the side (2 px at 32)
 
 
 @dataclass
@@ -47,9 +48,13 @@ class TrainingConfig:
     lookahead_from_epoch: int = 3  # then every 5 steps pull the weights towards their average
     label_smoothing: float = 0.2
     translate_tta: bool = False  # 6 views (mirror x 1-pixel shifts) instead of 2: +0.02 points here, 3x the cost
-    translate_fraction: float = 1 / 16  # random crop: shift by up to this much of the side (2 px at 32)
+    translate_fraction: float = TRANSLATE_FRACTION
     cutout_fraction: float = 0.0  # blank a random square of this much of the side (0: none)
     hyperparameters: dict = field(default_factory=dict)
+
+    def batches(self, dataset: "Dataset") -> "Batches":
+        """The training batches of this recipe."""
+        return training_pipeline(dataset, self.batch_size, self.seed, self.translate_fraction, self.cutout_fraction)
 
 
 def cpu_has_bfloat16() -> bool:
@@ -62,8 +67,8 @@ def cpu_has_bfloat16() -> bool:
 
 
 def accelerators() -> list[str]:
-    """Names of the GPUs the Keras backend computes on (TensorFlow on CPU machines, JAX or
-    PyTorch where a GPU machine has no TensorFlow)."""
+    """Names of the GPUs the Keras backend computes on (TensorFlow, or JAX where a GPU machine
+    has no TensorFlow)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -76,10 +81,6 @@ def accelerators() -> list[str]:
         import jax
 
         return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return []
 
 
@@ -146,6 +147,12 @@ def worker_output(output: Path) -> Path:
     return Path(output) if chief else Path(output) / f"worker-{index}"
 
 
+def augmentation_pixels(side: int, translate_fraction: float, cutout_fraction: float) -> tuple[int, int]:
+    """The largest shift and the cutout side, in pixels, for images of `side` pixels."""
+    translate = max(1, round(side * translate_fraction)) if translate_fraction else 0
+    return translate, round(side * cutout_fraction)
+
+
 def augment(images: np.ndarray, rng: np.random.Generator, translate: int, cutout: int, fill) -> np.ndarray:
     """A new array of `images`, each randomly shifted by up to `translate` pixels (a crop of the
     reflect-padded image), mirrored with probability 1/2, and with a random `cutout`-pixel
@@ -177,13 +184,11 @@ class Batches(keras.utils.PyDataset):
     is. Plain NumPy, so every Keras backend trains from the same pipeline."""
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, training: bool = False,
-                 translate_fraction: float = 1 / 16, cutout_fraction: float = 0.0):  # fmt: skip
+                 translate_fraction: float = TRANSLATE_FRACTION, cutout_fraction: float = 0.0):  # fmt: skip
         super().__init__(workers=LOADER_THREADS if training else 1)
         self.images, self.labels = dataset.images, dataset.labels
         self.batch_size, self.seed, self.training = batch_size, seed, training
-        side = min(self.images.shape[1:3])
-        self.translate = max(1, round(side * translate_fraction)) if translate_fraction else 0
-        self.cutout = round(side * cutout_fraction)
+        self.translate, self.cutout = augmentation_pixels(min(self.images.shape[1:3]), translate_fraction, cutout_fraction)
         self.fill = self.images.reshape(-1, self.images.shape[-1]).mean(axis=0).round().astype(np.uint8) if self.cutout else 0
         self.epoch = 0
         self.order = self.shuffled()
@@ -211,7 +216,7 @@ class Batches(keras.utils.PyDataset):
         self.order = self.shuffled()
 
 
-def training_pipeline(dataset: Dataset, batch_size: int, seed: int, translate_fraction: float = 1 / 16,
+def training_pipeline(dataset: Dataset, batch_size: int, seed: int, translate_fraction: float = TRANSLATE_FRACTION,
                       cutout_fraction: float = 0.0) -> Batches:  # fmt: skip
     return Batches(dataset, batch_size, seed, training=True, translate_fraction=translate_fraction,
                    cutout_fraction=cutout_fraction)  # fmt: skip
@@ -280,14 +285,13 @@ class Lookahead(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        step = self.step
-        if step < self.start_step or step % self.every:
+        if self.step < self.start_step or self.step % self.every:
             return
         current = [v.numpy() for v in self.model.weights]
         if self.average is None:  # also after a resume: the average restarts from here
             self.average = current
             return
-        rho = self.decay * min(step / self.total_steps, 1.0) ** self.power
+        rho = self.decay * min(self.step / self.total_steps, 1.0) ** self.power
         self.average = [rho * a + (1 - rho) * c for a, c in zip(self.average, current)]
         self.restore()
 
@@ -404,7 +408,7 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
         )
     write_run_file(output, asdict(config), train, validation, model, device, hyperparameters=hp.values)
     model.fit(
-        training_pipeline(train, config.batch_size, config.seed, config.translate_fraction, config.cutout_fraction),
+        config.batches(train),
         validation_data=evaluation_pipeline(validation, config.batch_size),
         epochs=config.epochs,
         verbose=2,

@@ -51,7 +51,7 @@ def tune(kind, config: training.TrainingConfig, train: Dataset, validation: Data
     strategy = training.distribution_strategy(config.strategy)
     tuner = make_tuner(kind, ImageClassifierHyperModel(config, train), directory, max_epochs, trials, config.seed, strategy)
     tuner.search(
-        training.training_pipeline(train, config.batch_size, config.seed, config.translate_fraction, config.cutout_fraction),
+        config.batches(train),
         validation_data=training.evaluation_pipeline(validation, config.batch_size),
         epochs=max_epochs,
         verbose=2,

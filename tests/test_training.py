@@ -77,7 +77,7 @@ def test_train_writes_model_and_report(trained_runs, architecture):
     assert f"# Model card: {architecture}" in card and "Accuracy **" in card
     run = json.loads((output / "training.json").read_text())
     assert run["hardware"].endswith("(CPU only)") and run["hardware"] in card
-    augmentation = {"whitened_convnet": "random-crop (4 px), flip and cutout (12 px)", "thesis_cnn": "random-crop (2 px), flip and"}
+    augmentation = {"whitened_convnet": "random-crop (4 px), flip and cutout (12 px)", "thesis_cnn": "random-crop (2 px) and flip augmentation"}
     assert augmentation[architecture] in card
 
 

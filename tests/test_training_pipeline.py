@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from classifier.runtime import int8_verdict
-from mltrain import architectures, training
+from mltrain import architectures, report, training
 from mltrain.datasets import Dataset
 
 
@@ -15,22 +15,26 @@ def pixels(count, side=8, seed=0):
 
 
 def views(image, translate):
-    """Every crop of the reflect-padded image and of its mirror image that `augment` may give."""
+    """(mirrored, down, right) for every crop of the reflect-padded image and of its mirror
+    image that `augment` may give, with the crop."""
     side = image.shape[0]
-    for source in (image, image[:, ::-1]):
+    for mirrored, source in ((False, image), (True, image[:, ::-1])):
         padded = np.pad(source, ((translate, translate), (translate, translate), (0, 0)), mode="reflect")
         for down in range(2 * translate + 1):
             for right in range(2 * translate + 1):
-                yield padded[down : down + side, right : right + side]
+                yield (mirrored, down - translate, right - translate), padded[down : down + side, right : right + side]
 
 
 def test_augment_shifts_by_at_most_translate_and_mirrors():
-    images = pixels(16)
+    images = pixels(32)
     augmented = training.augment(images, np.random.default_rng(1), translate=2, cutout=0, fill=0)
     assert augmented.shape == images.shape and augmented.dtype == np.uint8
+    chosen = []
     for original, result in zip(images, augmented):
-        assert any(np.array_equal(result, view) for view in views(original, 2))
-    assert not any(np.array_equal(result, view) for view in views(images[0], 1) for result in augmented[1:2])
+        (view,) = [view for view, crop in views(original, 2) if np.array_equal(result, crop)]
+        chosen.append(view)
+    assert {mirrored for mirrored, _, _ in chosen} == {False, True}
+    assert {down for _, down, _ in chosen} == {right for _, _, right in chosen} == {-2, -1, 0, 1, 2}
 
 
 def test_augment_blanks_one_square_of_the_cutout_size():
@@ -110,6 +114,19 @@ def test_the_int8_verdict_says_it_was_not_checked_without_tensorflow(monkeypatch
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     verdict = int8_verdict(model, pixels(2, side=32), np.zeros(2, dtype=int))
     assert verdict["passed"] is False and verdict["reason"].startswith("not checked")
+
+
+@pytest.mark.parametrize("fractions, text", [
+    ({}, "random-crop (2 px) and flip augmentation"),  # a run from before the settings were recorded
+    ({"translate_fraction": 0.125, "cutout_fraction": 0.375}, "random-crop (4 px), flip and cutout (12 px) augmentation"),
+    ({"translate_fraction": 0.0}, "flip augmentation"),
+])  # fmt: skip
+def test_the_model_card_names_the_augmentation_the_batches_used(fractions, text):
+    assert report.augmentation(fractions, 32) == text
+    side32 = Dataset(pixels(4, side=32), np.zeros(4, dtype=int), ["one"])
+    batches = training.training_pipeline(side32, 4, 0, **fractions)
+    translate, cutout = batches.translate, batches.cutout
+    assert (f"random-crop ({translate} px)" in text) == bool(translate) and (f"cutout ({cutout} px)" in text) == bool(cutout)
 
 
 def test_hardware_names_the_machine():

@@ -1,7 +1,8 @@
 """End to end: upload-to-result latency (p50/p95/p99) and completed results/s at 1, 8 and 32
 concurrent API clients, for the embedded configuration (`make run`) and the Redis one, each
 started fresh by this script (bench/app.py), with jobs lost (must be 0). Clients either poll
-for their result every 20 ms or ask once with `?wait=5`.
+for their result every 20 ms, ask once with `?wait=5`, or upload with `?wait=5` (the upload's
+answer holds the result: one request per result).
 
 Baseline, measured in the same run: the thesis app's flow, kept here as a bench-only function:
 a synchronous request that reads the model file from storage, loads it, decodes the image and
@@ -26,8 +27,9 @@ from load import fail_if_lost, percentile, photo, run_clients, run_level
 from tables import markdown_table, publish
 
 SHIPPED_MODEL = ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"
-# How clients learn their result: polling every 20 ms, or one request that waits for the end.
-CLIENTS = (("polling", 0), ("?wait=5", 5))
+# How clients learn their result: polling every 20 ms, one request that waits for the end, or
+# an upload that itself waits (one request per result).
+CLIENTS = (("polling", 0, False), ("?wait=5", 5, False), ("upload ?wait=5", 5, True))
 
 
 def thesis_request(image: bytes) -> str:
@@ -81,8 +83,8 @@ def main():
         with running_app(configuration) as (url, _):
             api = f"{url}/api/v1/"
             run_level(api, 2, 3)  # warm-up: model conversion, first connections
-            for (label, wait), users in itertools.product(CLIENTS, args.users):
-                level = run_level(api, users, args.seconds, wait)
+            for (label, wait, upload_waits), users in itertools.product(CLIENTS, args.users):
+                level = run_level(api, users, args.seconds, wait, upload_waits)
                 base = baseline[users]
                 rows.append({
                     "configuration": f"{configuration}, {label}", "users": users, "results/s": level["results/s"],

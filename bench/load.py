@@ -65,43 +65,45 @@ def sign_up(api: str, name: str) -> requests.Session:
     return session
 
 
-def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int, wait: float = 0):
+def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int, wait: float = 0,
+         upload_waits: bool = False):
     """Upload, then poll every POLL_SECONDS until the result (or, with `wait`, ask the API to
-    answer when the job ends), and read the history every fifth time."""
+    answer when the job ends; with `upload_waits` too, the upload itself waits), and read the
+    history every fifth time."""
     images = [photo(seed * 100 + i) for i in range(20)]
+    upload_params = {"wait": wait} if wait and upload_waits else None
     n = 0
     while time.monotonic() < deadline:
         n += 1
         started = time.monotonic()
         try:
-            response = session.post(f"{api}classifications/", files={"image": ("photo.jpg", images[n % 20])}, timeout=30)
+            response = session.post(
+                f"{api}classifications/", params=upload_params, files={"image": ("photo.jpg", images[n % 20])}, timeout=30
+            )
         except requests.RequestException as exc:
             tally.error(type(exc).__name__)
             continue
-        if response.status_code != 202:
+        if response.status_code not in (201, 202):
             tally.error(f"HTTP {response.status_code}")
             continue
         with tally.lock:
             tally.accepted += 1
         detail = f"{api}classifications/{response.json()['id']}/"
-        while True:
+        status = response.json()["status"]  # 201: the upload waited for its result
+        while status not in ("done", "failed") and time.monotonic() - started <= RESULT_TIMEOUT:
             if not wait:
                 time.sleep(POLL_SECONDS)
             try:
                 status = session.get(detail, params={"wait": wait} if wait else None, timeout=30).json()["status"]
             except (requests.RequestException, ValueError, KeyError) as exc:
                 tally.error(f"poll {type(exc).__name__}")
-                continue
+        with tally.lock:
             if status in ("done", "failed"):
-                with tally.lock:
-                    tally.latencies.append(time.monotonic() - started)
-                    tally.done += status == "done"
-                    tally.failed += status == "failed"
-                break
-            if time.monotonic() - started > RESULT_TIMEOUT:
-                with tally.lock:
-                    tally.lost += 1
-                break
+                tally.latencies.append(time.monotonic() - started)
+                tally.done += status == "done"
+                tally.failed += status == "failed"
+            else:
+                tally.lost += 1
         if n % 5 == 0:
             read_started = time.monotonic()
             if session.get(f"{api}classifications/", timeout=30).ok:
@@ -171,12 +173,12 @@ def run_clients(client, argument_lists) -> float:
     return time.monotonic() - started
 
 
-def run_level(api, users, seconds, wait: float = 0):
+def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False):
     tally = Tally()
     run = uuid.uuid4().hex[:8]
     sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
     deadline = time.monotonic() + seconds
-    elapsed = run_clients(user, [(api, s, deadline, tally, i, wait) for i, s in enumerate(sessions)])
+    elapsed = run_clients(user, [(api, s, deadline, tally, i, wait, upload_waits) for i, s in enumerate(sessions)])
     return {
         "users": users,
         "seconds": round(elapsed, 1),
@@ -199,11 +201,13 @@ def main():
     parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels, run in turn")
     parser.add_argument("--seconds", type=float, default=30, help="duration of each level")
     parser.add_argument("--label", default="", help="what is being measured (e.g. 'make run, Redis')")
+    parser.add_argument("--wait", type=float, default=0, help="ask for results with ?wait= instead of polling")
+    parser.add_argument("--upload-waits", action="store_true", help="with --wait, the upload itself waits (POST ?wait=)")
     args = parser.parse_args()
     api = args.url.rstrip("/") + "/api/v1/"
     readiness = requests.get(args.url.rstrip("/") + "/readyz", timeout=30).json()
     before = memory()
-    rows = [run_level(api, users, args.seconds) for users in args.users]
+    rows = [run_level(api, users, args.seconds, args.wait, args.upload_waits) for users in args.users]
     after = memory()
     memory_rows = [{"process": role, "RSS before MB": round(before.get(role, 0), 1), "RSS after MB": round(mb, 1)} for role, mb in after.items()]
     report = "\n\n".join([

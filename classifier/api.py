@@ -72,6 +72,10 @@ LIST_PARAMETERS = [
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="on or before this day"),
     OpenApiParameter("q", str, description="original filename contains"),
 ]
+WAIT_PARAMETER = OpenApiParameter(
+    "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
+    "before answering: one request instead of many polls",
+)
 UploadSerializer = inline_serializer("Upload", {"image": serializers.FileField()})
 UrlUploadSerializer = inline_serializer("UrlUpload", {"image_url": serializers.URLField()})
 
@@ -151,11 +155,15 @@ class ClassificationListView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": UploadSerializer, "application/json": UrlUploadSerializer},
-        responses={202: ClassificationSerializer},
+        parameters=[WAIT_PARAMETER],
+        responses={202: ClassificationSerializer, 201: ClassificationSerializer},
         summary="Classify an image file or an image URL",
+        description="202 with the queued job; with `?wait=N`, 201 with the result when the job ends within N "
+        "seconds (one request instead of an upload and a poll), else 202 as without it.",
         examples=examples.UPLOAD,
     )
     def post(self, request):
+        wait = wait_seconds(request)
         form = upload_form(request)
         if not form.is_valid():
             return Response(form_errors(form), status=status.HTTP_400_BAD_REQUEST)
@@ -164,9 +172,12 @@ class ClassificationListView(APIView):
             classification = Classification.submit(data, owner=request.user, **fields)
         except ServiceUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if wait and wait_for_end(classification.pk, wait):
+            classification.refresh_from_db()
         body = ClassificationSerializer(classification, context={"request": request}).data
         location = request.build_absolute_uri(reverse("api:classification-detail", args=[classification.pk]))
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+        answer = status.HTTP_201_CREATED if classification.is_finished else status.HTTP_202_ACCEPTED
+        return Response(body, status=answer, headers={"Location": location})
 
 
 class ClassificationDetailView(APIView):
@@ -174,11 +185,7 @@ class ClassificationDetailView(APIView):
 
     @extend_schema(
         responses=ClassificationSerializer, summary="One result (poll until finished, or wait for it)",
-        parameters=[OpenApiParameter(
-            "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
-            "before answering: one request instead of many polls",
-        )],
-        examples=examples.DETAIL,
+        parameters=[WAIT_PARAMETER], examples=examples.DETAIL,
     )  # fmt: skip
     def get(self, request, pk):
         classification = visible_classification(request, pk)

@@ -22,10 +22,10 @@ from imageclass.storage import STORAGE_ERRORS
 def visible_classification(request, pk) -> Classification:
     """The classification if the requester may see it; 404 otherwise, whether it exists or not."""
     try:
-        classification = Classification.objects.filter(pk=pk).first()
-    except (ValidationError, ValueError, TypeError):  # not an ObjectId: no such object
+        classification = Classification.objects.get(pk=pk)
+    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):  # an id that is no ObjectId too
         raise Http404 from None
-    if classification is None or not classification.can_view(request):
+    if not classification.can_view(request):
         raise Http404
     return classification
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from imageclass.embedded import embedded_uri
 from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_required, env_str, load_dotenv
 from imageclass.storage import s3_storages
 
@@ -108,7 +109,7 @@ MONGODB_URI = env_required("MONGODB_URI") if PRODUCTION else env_str("MONGODB_UR
 DATABASES = {
     "default": {
         "ENGINE": "imageclass.mongodb",  # django_mongodb_backend with one fix (see there)
-        "HOST": MONGODB_URI or f"mongodb://127.0.0.1:{EMBEDDED_MONGODB_PORT}/?directConnection=true",
+        "HOST": MONGODB_URI or embedded_uri(EMBEDDED_MONGODB_PORT),
         "NAME": env_str("MONGODB_NAME", "imageclass"),
         "OPTIONS": {
             # Fail fast when the server is away: /readyz and requests answer 503 in seconds.

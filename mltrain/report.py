@@ -151,6 +151,8 @@ def cifar_recipe(run: dict) -> str:
         f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
         f"{augmentation(config, side)}; the prediction averages "
         + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
+        + (f" Targets {config['distillation_weight']:g} distilled from the probabilities of {config['teacher']} "
+           "on the same augmented images, the rest the labels." if config.get("teacher") else "")
     )
 
 

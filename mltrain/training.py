@@ -50,6 +50,8 @@ class TrainingConfig:
     translate_tta: bool = False  # 6 views (mirror x 1-pixel shifts) instead of 2: +0.02 points here, 3x the cost
     translate_fraction: float = TRANSLATE_FRACTION
     cutout_fraction: float = 0.0  # blank a random square of this much of the side (0: none)
+    teacher: str = ""  # a trained model.keras to distil from (whitened_convnet only); "" for none
+    distillation_weight: float = 0.9  # with a teacher: its share of the loss, the labels' the rest
     hyperparameters: dict = field(default_factory=dict)
 
     def batches(self, dataset: "Dataset") -> "Batches":
@@ -287,7 +289,7 @@ class Lookahead(keras.callbacks.Callback):
         self.step += 1
         if self.step < self.start_step or self.step % self.every:
             return
-        current = [v.numpy() for v in self.model.weights]
+        current = [v.numpy() for v in student(self.model).weights]
         if self.average is None:  # also after a resume: the average restarts from here
             self.average = current
             return
@@ -300,8 +302,44 @@ class Lookahead(keras.callbacks.Callback):
             self.restore()
 
     def restore(self):
-        for variable, value in zip(self.model.weights, self.average):
+        for variable, value in zip(student(self.model).weights, self.average):
             variable.assign(value)
+
+
+class Distiller(keras.Model):
+    """The student trained towards a frozen teacher's probabilities on the very same augmented
+    images as well as towards the labels (keras-io's knowledge distillation, at temperature 1:
+    the teacher's served probabilities are the soft targets). Only the student is served."""
+
+    def __init__(self, student: keras.Model, teacher: keras.Model, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.student, self.teacher, self.weight = student, teacher, weight
+        self.teacher.trainable = False
+
+    def call(self, images, training=False):
+        return self.student(images, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # Cross-entropy is linear in its targets, so the compiled loss (label smoothing and the
+        # student's weight decay included) on the mixed targets is the weighted sum of both.
+        soft = keras.ops.cast(keras.ops.stop_gradient(self.teacher(x, training=False)), y.dtype)
+        targets = (1 - self.weight) * y + self.weight * soft
+        return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
+
+
+def load_teacher(path: Path, train: Dataset) -> keras.Model:
+    """A trained serving model for the same classes, in the same order, as `train`'s."""
+    run_file = path.parent / "training.json"
+    if not path.is_file() or not run_file.is_file():
+        raise ValueError(f"no trained model with its training.json at {path}")
+    if json.loads(run_file.read_text())["class_names"] != train.class_names:
+        raise ValueError(f"the teacher {path} was trained on other classes (or in another order)")
+    return keras.saving.load_model(path, compile=False)
+
+
+def student(model: keras.Model) -> keras.Model:
+    """The model being trained: the student of a Distiller, else the model itself."""
+    return model.student if isinstance(model, Distiller) else model
 
 
 class EpochWallTime(keras.callbacks.Callback):
@@ -324,6 +362,8 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
     num_classes = len(train.class_names)
     hp = architectures.defaults(hp)
     if config.architecture == "thesis_cnn":
+        if config.teacher:
+            raise ValueError("distillation (a teacher) is for the whitened_convnet recipe")
         return architectures.build_thesis_cnn(hp, input_shape, num_classes)
     mean, std = architectures.pixel_statistics(train.images)
     model = architectures.build_whitened_convnet(
@@ -335,6 +375,9 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
         std=std,
         l2=config.weight_decay,
     )
+    if config.teacher:
+        model = Distiller(model, load_teacher(Path(config.teacher), train), config.distillation_weight)
+        model(train.images[:1])  # built before fit, as checkpoints need
     peak = hp.Float("peak_learning_rate", 0.1, 3.0, sampling="log", default=config.peak_learning_rate)
     steps = total_steps(config, train)
     schedule = OneCycle(
@@ -395,31 +438,35 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     device = configure_devices(config.mixed_precision)
-    hp = architectures.defaults(hp)
-    with strategy_scope(distribution_strategy(config.strategy)):
-        model = build(config, train, hp)
-    recipe_callbacks = []
-    if config.architecture != "thesis_cnn":
-        # Label smoothing needs one-hot targets.
-        train, validation = one_hot(train), one_hot(validation)
-        steps_per_epoch = total_steps(config, train) // config.epochs
-        recipe_callbacks.append(
-            Lookahead(config.lookahead_from_epoch * steps_per_epoch, total_steps(config, train))
+    try:
+        hp = architectures.defaults(hp)
+        with strategy_scope(distribution_strategy(config.strategy)):
+            model = build(config, train, hp)
+        recipe_callbacks = []
+        if config.architecture != "thesis_cnn":
+            # Label smoothing needs one-hot targets.
+            train, validation = one_hot(train), one_hot(validation)
+            steps_per_epoch = total_steps(config, train) // config.epochs
+            recipe_callbacks.append(
+                Lookahead(config.lookahead_from_epoch * steps_per_epoch, total_steps(config, train))
+            )
+        write_run_file(output, asdict(config), train, validation, student(model), device, hyperparameters=hp.values)
+        model.fit(
+            config.batches(train),
+            validation_data=evaluation_pipeline(validation, config.batch_size),
+            epochs=config.epochs,
+            verbose=2,
+            callbacks=[
+                EpochWallTime(),
+                *recipe_callbacks,
+                keras.callbacks.CSVLogger(output / "history.csv", append=True),
+                keras.callbacks.BackupAndRestore(output / "checkpoints"),
+                *callbacks,
+            ],
         )
-    write_run_file(output, asdict(config), train, validation, model, device, hyperparameters=hp.values)
-    model.fit(
-        config.batches(train),
-        validation_data=evaluation_pipeline(validation, config.batch_size),
-        epochs=config.epochs,
-        verbose=2,
-        callbacks=[
-            EpochWallTime(),
-            *recipe_callbacks,
-            keras.callbacks.CSVLogger(output / "history.csv", append=True),
-            keras.callbacks.BackupAndRestore(output / "checkpoints"),
-            *callbacks,
-        ],
-    )
-    result = serving_model(config, model, train, hp)
+    finally:
+        # Whatever stopped the run, this process goes on in float32 (the serving model, a next run).
+        keras.mixed_precision.set_global_policy("float32")
+    result = serving_model(config, student(model), train, hp)
     result.save(output / "model.keras")
     return result

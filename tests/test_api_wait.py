@@ -1,10 +1,12 @@
-"""GET /api/v1/classifications/{id}/?wait=N: the answer comes when the job ends (signalled by
-marker files without Redis, through Redis with it), or after N seconds with the job as it is."""
+"""GET /api/v1/classifications/{id}/?wait=N, and POST /api/v1/classifications/?wait=N: the answer
+comes when the job ends (signalled by marker files without Redis, through Redis with it), or
+after N seconds with the job as it is."""
 
 import threading
 import time
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -28,15 +30,19 @@ def queued(alice):
     return Classification.store(badimages.jpeg(), owner=alice, filename="photo.jpg")
 
 
+def in_thread(function) -> threading.Thread:
+    thread = threading.Thread(target=function)
+    thread.start()
+    return thread
+
+
 def end_later(job, delay):
     def end():
         time.sleep(delay)
         job.claim()
         job.fail("ended by the test")
 
-    thread = threading.Thread(target=end)
-    thread.start()
-    return thread
+    return in_thread(end)
 
 
 def timed_get(api, job, wait):
@@ -91,6 +97,48 @@ def test_through_redis_every_waiter_wakes(api, queued, settings):
     for waiter in waiters:
         waiter.join()
     assert woken == [True, True] and response.json()["status"] == "failed" and seconds < 1
+
+
+def end_next_job(owner, delay):
+    """End the owner's next queued job `delay` seconds after it appears (no worker runs here)."""
+
+    def find_and_end():
+        deadline = time.monotonic() + 5
+        while (job := Classification.objects.filter(owner=owner, status=Status.QUEUED).first()) is None:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        end_later(job, delay).join()
+
+    return in_thread(find_and_end)
+
+
+def timed_post(api, wait):
+    started = time.monotonic()
+    response = api.post(f"/api/v1/classifications/?wait={wait}", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
+    return response, time.monotonic() - started
+
+
+def test_an_upload_that_waits_answers_201_with_the_result(api, alice):
+    thread = end_next_job(alice, 0.3)
+    response, seconds = timed_post(api, 5)
+    thread.join()
+    assert response.status_code == 201 and response.json()["status"] == "failed"
+    assert response["Location"].endswith(f"/api/v1/classifications/{response.json()['id']}/")
+    assert 0.25 < seconds < 3
+
+
+def test_an_upload_whose_wait_runs_out_answers_202_with_the_queued_job(api, alice):
+    response, seconds = timed_post(api, 0.3)
+    assert response.status_code == 202 and response.json()["status"] == "queued" and seconds >= 0.3
+    assert Classification.objects.get(pk=response.json()["id"]).owner == alice
+
+
+@pytest.mark.parametrize("wait", ["soon", "11", "nan"])
+def test_an_upload_with_a_bad_wait_is_refused_and_nothing_is_kept(api, alice, wait):
+    response, _ = timed_post(api, wait)
+    assert response.status_code == 400 and "wait" in response.json()
+    assert not Classification.objects.filter(owner=alice).exists()
 
 
 def test_old_markers_are_pruned(settings, tmp_path):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import requests
 
+from imageclass.embedded import embedded_uri
+
 # The bench scripts start the app and act as API clients; they import each other as scripts.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from app import free_port, running_app  # noqa: E402
@@ -29,6 +31,10 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
             time.sleep(0.1)
         assert result["status"] == "done" and result["model_version"] == "cifar10 v1"
         assert len(result["predictions"]) == 3
+        # An upload can wait for its own result: one request, answered 201 with it.
+        waited = client.post(f"{api}classifications/?wait=10", files={"image": ("photo.jpg", photo(2))}, timeout=30)
+        assert waited.status_code == 201 and waited.json()["status"] == "done", waited.text
+        assert waited.json()["top_label"] == waited.json()["predictions"][0]["label"]
     # Stopped (SIGINT, as Ctrl-C), every process it started is gone, gunicorn's workers included.
     deadline = time.monotonic() + 15
     while (left := processes({"any": []}, session)["any"]) and time.monotonic() < deadline:
@@ -41,7 +47,7 @@ def staff_session(url: str, mongodb_port: int, username: str, password: str) -> 
     `createsuperuser` would) and log in to the admin with a browser-like session."""
     import pymongo
 
-    with pymongo.MongoClient(f"mongodb://127.0.0.1:{mongodb_port}/?directConnection=true") as client:
+    with pymongo.MongoClient(embedded_uri(mongodb_port)) as client:
         client["imageclass"]["accounts_user"].update_one({"username": username}, {"$set": {"is_staff": True, "is_superuser": True}})
     browser = requests.Session()
     browser.get(f"{url}/admin/login/", timeout=10)

@@ -253,3 +253,53 @@ def test_a_shipped_version_registered_before_its_report_grew_gets_the_new_figure
     call_command("publish_shipped")
     version.refresh_from_db()
     assert version.metrics["int8"]["passed"] and ModelVersion.objects.count() == 1
+
+
+def test_a_student_distilled_from_a_teacher_is_served_alone(folder, trained_runs, tmp_path):
+    teacher = trained_runs["whitened_convnet"] / "model.keras"
+    output = train_command(folder, tmp_path / "student", "whitened_convnet", 1, "--teacher", str(teacher), "--distillation-weight", "0.7")
+    run = json.loads((output / "training.json").read_text())
+    assert run["config"]["teacher"] == str(teacher) and run["config"]["distillation_weight"] == 0.7
+    served = keras.saving.load_model(output / "model.keras", compile=False)
+    assert served.count_params() == keras.saving.load_model(teacher, compile=False).count_params()  # no teacher inside
+    assert "0.7 distilled from" in (output / "MODEL_CARD.md").read_text()
+
+
+def kl_to_teacher(distiller, images):
+    teacher = np.asarray(distiller.teacher(images), np.float64)
+    student = np.asarray(keras.ops.softmax(distiller.student(images, training=False)), np.float64)
+    return float(np.mean(np.sum(teacher * (np.log(teacher + 1e-9) - np.log(student + 1e-9)), axis=1)))
+
+
+def test_distillation_moves_the_student_towards_the_teacher_whatever_the_labels(folder, trained_runs):
+    dataset = training.one_hot(load_image_folder(folder, (32, 32)))
+    wrong = np.roll(dataset.labels, 1, axis=1)  # every label wrong: with weight 1 they must not matter
+    teacher = str(trained_runs["whitened_convnet"] / "model.keras")
+    distances = {}
+    for weight in (1.0, 0.0):
+        keras.utils.set_random_seed(0)  # the same initial student both times
+        config = training.TrainingConfig(epochs=4, batch_size=8, label_smoothing=0, teacher=teacher, distillation_weight=weight)
+        distiller = training.build(config, dataset)
+        if weight:
+            x = dataset.images[:8]
+            loss = distiller.compute_loss(x, dataset.labels[:8], distiller(x))
+            assert float(loss) == pytest.approx(float(distiller.compute_loss(x, wrong[:8], distiller(x))), rel=1e-5)
+        distiller.fit(dataset.images, wrong, batch_size=8, epochs=4, verbose=0)
+        distances[weight] = kl_to_teacher(distiller, dataset.images)
+    # Trained on wrong labels alone the student drifts from the teacher; distilled it stays near.
+    assert distances[1.0] < distances[0.0] / 2, distances
+
+
+def test_a_teacher_must_fit_the_recipe_and_the_classes(folder, trained_runs, tmp_path):
+    from django.core.management.base import CommandError
+
+    teacher = trained_runs["whitened_convnet"] / "model.keras"
+    with pytest.raises(CommandError, match="whitened_convnet"):
+        train_command(folder, tmp_path / "thesis", "thesis_cnn", 1, "--teacher", str(teacher))
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    (other / "red").rename(other / "crimson")
+    with pytest.raises(CommandError, match="other classes"):
+        train_command(other, tmp_path / "student", "whitened_convnet", 1, "--teacher", str(teacher))
+    with pytest.raises(CommandError, match="no trained model"):
+        train_command(folder, tmp_path / "student", "whitened_convnet", 1, "--teacher", str(tmp_path / "missing.keras"))

@@ -52,6 +52,18 @@ class Command(BaseCommand):
             help="the served prediction averages 6 views (mirror x 1-pixel shifts) instead of 2",
         )
         parser.add_argument(
+            "--teacher",
+            type=Path,
+            help="a trained model.keras (with its training.json) to distil from: the student learns its "
+            "probabilities on the same augmented images as well as the labels",
+        )
+        parser.add_argument(
+            "--distillation-weight",
+            type=float,
+            default=defaults.distillation_weight,
+            help="with --teacher: the teacher's share of the targets (the labels get the rest)",
+        )
+        parser.add_argument(
             "--mixed-precision",
             choices=("auto", "on", "off"),
             default="auto",
@@ -100,6 +112,8 @@ class Command(BaseCommand):
             translate_fraction=options["translate"],
             cutout_fraction=options["cutout"],
             translate_tta=options["tta_shifts"],
+            teacher=str(options["teacher"] or ""),
+            distillation_weight=options["distillation_weight"],
             mixed_precision={"auto": None, "on": True, "off": False}[options["mixed_precision"]],
             strategy=options["strategy"],
             hyperparameters=hyperparameters,
@@ -122,7 +136,10 @@ class Command(BaseCommand):
             f"{config.architecture}: {len(training_set)} training / {len(validation_set)} "
             f"validation images, {len(dataset.class_names)} classes, {config.epochs} epochs -> {output}"
         )
-        model = train(config, training_set, validation_set, output, hp)
+        try:
+            model = train(config, training_set, validation_set, output, hp)
+        except ValueError as exc:  # a teacher that does not fit, a strategy the backend lacks
+            raise CommandError(str(exc)) from exc
         report = write_report(output, model, validation_set)
         self.stdout.write(self.style.SUCCESS(
             f"validation accuracy {report['validation']['accuracy']:.4f}; model and report in {output}"

@@ -2,9 +2,9 @@
 that measure it from outside: `with running_app("redis") as url: ...`.
 
 Configurations:
-  embedded  the embedded database and the embedded (filesystem) broker: `make run` as is
-  redis     the same with REDIS_URL (the broker and cache of production), database 9 of the
-            Redis at 127.0.0.1:6379 (or BENCH_REDIS_URL)
+  embedded  the embedded database and the embedded Redis: `make run` as is
+  redis     the same with REDIS_URL naming a Redis server of its own (as production does),
+            database 9 of the one at 127.0.0.1:6379 (or BENCH_REDIS_URL)
 """
 
 import contextlib
@@ -55,7 +55,7 @@ def running_app(configuration: str, **extra_env):
     with tempfile.TemporaryDirectory(prefix=f"bench-{configuration}-") as var_dir:
         env = {
             **os.environ, **UNTHROTTLED, "VAR_DIR": var_dir, "PORT": str(port),
-            "EMBEDDED_MONGODB_PORT": str(free_port()), **extra_env,
+            "EMBEDDED_MONGODB_PORT": str(free_port()), "EMBEDDED_REDIS_PORT": str(free_port()), **extra_env,
         }  # fmt: skip
         env.pop("MONGODB_URI", None)  # the embedded database, always: a bench never touches real data
         if configuration == "redis":

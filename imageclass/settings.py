@@ -118,6 +118,9 @@ DATABASES = {
     },
 }
 
+# Redis: the broker, the shared cache and the end-of-job signal. `make run` starts an embedded
+# one on EMBEDDED_REDIS_PORT (data in var/redis) and passes its address as REDIS_URL.
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6389, minimum=1, maximum=65535)
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}

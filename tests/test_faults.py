@@ -5,7 +5,6 @@ job ends exactly once."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from django.db import connection
 
 from classifier.models import Classification, ModelVersion
 from classifier.tasks import classify
-from imageclass.embedded import free_port, terminate
+from imageclass.embedded import EmbeddedRedis, free_port, terminate
 from tests import badimages
 from tests.tinymodel import make_run_dir
 from tests.workers import kill_hard, start_scheduler, start_worker, stop, wait_until_finished
@@ -80,33 +79,8 @@ print(json.dumps(answers))
         assert "temporarily unavailable" in body, request
 
 
-@pytest.fixture
-def redis_port():
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
-    return free_port()
-
-
-def start_redis(port):
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    import redis
-
-    while True:
-        try:
-            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
-            return process
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                terminate(process)
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-
-
-def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(alice, active_model, redis_port, tmp_path):
+def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(alice, active_model, tmp_path):
+    redis_port = free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
     files_before = stored_files()
 
@@ -114,7 +88,7 @@ def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(alic
     assert status == 503 and "queue is unavailable" in body["detail"]
     assert Classification.objects.count() == 0 and stored_files() == files_before  # nothing half-written
 
-    redis = start_redis(redis_port)
+    redis = EmbeddedRedis(":memory:", redis_port).start()
     worker = start_worker(tmp_path / "worker.log", CELERY_BROKER_URL=broker)
     try:
         status, body = run_django(UPLOAD_AS_ALICE, CELERY_BROKER_URL=broker)
@@ -122,7 +96,7 @@ def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(alic
         (job,) = wait_until_finished([body["id"]])
     finally:
         stop(worker)
-        terminate(redis)
+        redis.stop()
     assert job.status == Status.DONE
 
 

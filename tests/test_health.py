@@ -6,6 +6,7 @@ import sys
 from django.conf import settings
 
 from imageclass.embedded import free_port
+from tests.conftest import broker_down
 
 
 def test_healthz(client):
@@ -35,16 +36,9 @@ def test_readyz_shows_a_model_fallback(client, active_model):
     assert check["ok"] is True and "sha256 mismatch" in check["fallback"]
 
 
-def test_readyz_is_503_when_the_broker_is_down(client, active_model, settings):
-    from imageclass.celery import app
-    from imageclass.embedded import free_port
-
-    previous = app.conf.broker_url, app.conf.broker_transport
-    app.conf.broker_url, app.conf.broker_transport = f"redis://127.0.0.1:{free_port()}/0", None
-    try:
+def test_readyz_is_503_when_the_broker_is_down(client, active_model):
+    with broker_down():
         response = client.get("/readyz")
-    finally:
-        app.conf.broker_url, app.conf.broker_transport = previous
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
 

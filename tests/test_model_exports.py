@@ -88,7 +88,7 @@ def test_unknown_formats_and_other_users_get_404(client, alice, admin_client, ac
 
 def test_an_export_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(admin_client, active_model, settings):
     url = reverse("admin:classifier_modelversion_download", args=[active_model.pk, "onnx"])
-    with broker_down(settings):
+    with broker_down():
         assert admin_client.get(url).status_code == 503
     assert "status" not in ModelVersion.objects.get(pk=active_model.pk).exports.get("onnx", {})  # not left pending
     assert admin_client.get(url).status_code == 302

@@ -1,28 +1,14 @@
-"""API tokens remembered in the shared cache (API_TOKEN_CACHE_SECONDS, on with Redis): a known
-token costs no database read, and every way a token stops working still stops it at once."""
+"""API tokens remembered in the shared cache (API_TOKEN_CACHE_SECONDS, Redis): a known token
+costs no database read, and every way a token stops working still stops it at once."""
 
 import pytest
 from django.core.cache import cache
-from django.core.management import call_command
-from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from imageclass.cache import RedisCache
-from tests.test_worker import REDIS_URL, redis_available
-
-
-@pytest.fixture
-def shared_cache(settings):
-    if not redis_available():
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    settings.CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}
-    settings.API_TOKEN_CACHE_SECONDS = 60
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def client_with_token(user):
@@ -31,7 +17,7 @@ def client_with_token(user):
     return client
 
 
-def test_a_known_token_is_answered_from_the_cache(shared_cache, alice):
+def test_a_known_token_is_answered_from_the_cache(alice):
     api = client_with_token(alice)
     assert api.get("/api/v1/me/").json()["username"] == "alice"
     with CaptureQueriesContext(connection) as reads:
@@ -39,7 +25,7 @@ def test_a_known_token_is_answered_from_the_cache(shared_cache, alice):
     assert not [query for query in reads.captured_queries if "accounts_" in query["sql"]]
 
 
-def test_the_cache_never_holds_a_password_hash(shared_cache, alice):
+def test_the_cache_never_holds_a_password_hash(alice):
     api = client_with_token(alice)
     api.get("/api/v1/me/")
     (key,) = [key for key in cache._cache.get_client().keys("*apitoken:*")]
@@ -50,7 +36,7 @@ def test_the_cache_never_holds_a_password_hash(shared_cache, alice):
     assert cached.password == alice.password  # loaded from the database when asked for
 
 
-def test_the_redis_cache_builds_one_client_per_connection_pool(shared_cache):
+def test_the_redis_cache_builds_one_client_per_connection_pool():
     cache.set("greeting", {"hello": "world"})
     assert cache.get("greeting") == {"hello": "world"}
     assert cache._cache.get_client() is cache._cache.get_client(write=True)
@@ -65,7 +51,7 @@ def test_without_the_setting_every_request_asks_the_database(settings, alice):
     assert [query for query in reads.captured_queries if "accounts_apitoken" in query["sql"]]
 
 
-def test_a_revoked_token_stops_at_once(shared_cache, alice):
+def test_a_revoked_token_stops_at_once(alice):
     api, other = client_with_token(alice), client_with_token(alice)
     assert api.get("/api/v1/me/").status_code == other.get("/api/v1/me/").status_code == 200
     assert api.delete("/api/v1/auth/token/").status_code == 204
@@ -74,7 +60,7 @@ def test_a_revoked_token_stops_at_once(shared_cache, alice):
 
 
 @pytest.mark.parametrize("change", ["password", "deactivation", "deletion"])
-def test_a_cached_token_dies_with_its_user(shared_cache, alice, bob, change):
+def test_a_cached_token_dies_with_its_user(alice, bob, change):
     api, bobs = client_with_token(alice), client_with_token(bob)
     assert api.get("/api/v1/me/").status_code == bobs.get("/api/v1/me/").status_code == 200
     if change == "password":
@@ -89,15 +75,8 @@ def test_a_cached_token_dies_with_its_user(shared_cache, alice, bob, change):
     assert bobs.get("/api/v1/me/").status_code == 200  # other users' tokens stay cached and valid
 
 
-def test_an_unreachable_cache_falls_back_to_the_database(settings, monkeypatch, alice):
-    settings.API_TOKEN_CACHE_SECONDS = 60
+def test_an_unreachable_cache_falls_back_to_the_database(monkeypatch, alice):
     # Only the token cache is away here: the throttles, which use it too, keep theirs.
     monkeypatch.setattr("accounts.models.cache", RedisCache("redis://127.0.0.1:1/0", {}))
     assert client_with_token(alice).get("/api/v1/me/").json()["username"] == "alice"
 
-
-def test_a_per_process_cache_refuses_the_setting(settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    settings.API_TOKEN_CACHE_SECONDS = 60
-    with pytest.raises(SystemCheckError, match="imageclass.E003"):
-        call_command("check")

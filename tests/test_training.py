@@ -266,8 +266,12 @@ def test_a_student_distilled_from_a_teacher_is_served_alone(folder, trained_runs
 
 
 def kl_to_teacher(distiller, images):
+    """The student's divergence from the teacher on `images`, the student using batch statistics
+    as it did in training: after two dozen steps its batch-norm moving averages are still off,
+    and in inference mode a distilled student measured anywhere from 0.02 to 2.2 (a full-suite
+    run failed the test that way)."""
     teacher = np.asarray(distiller.teacher(images), np.float64)
-    student = np.asarray(keras.ops.softmax(distiller.student(images, training=False)), np.float64)
+    student = np.asarray(keras.ops.softmax(distiller.student(images, training=True)), np.float64)
     return float(np.mean(np.sum(teacher * (np.log(teacher + 1e-9) - np.log(student + 1e-9)), axis=1)))
 
 
@@ -278,13 +282,13 @@ def test_distillation_moves_the_student_towards_the_teacher_whatever_the_labels(
     distances = {}
     for weight in (1.0, 0.0):
         keras.utils.set_random_seed(0)  # the same initial student both times
-        config = training.TrainingConfig(epochs=4, batch_size=8, label_smoothing=0, teacher=teacher, distillation_weight=weight)
+        config = training.TrainingConfig(epochs=8, batch_size=8, label_smoothing=0, teacher=teacher, distillation_weight=weight)
         distiller = training.build(config, dataset)
         if weight:
             x = dataset.images[:8]
             loss = distiller.compute_loss(x, dataset.labels[:8], distiller(x))
             assert float(loss) == pytest.approx(float(distiller.compute_loss(x, wrong[:8], distiller(x))), rel=1e-5)
-        distiller.fit(dataset.images, wrong, batch_size=8, epochs=4, verbose=0)
+        distiller.fit(dataset.images, wrong, batch_size=8, epochs=8, verbose=0)
         distances[weight] = kl_to_teacher(distiller, dataset.images)
     # Trained on wrong labels alone the student drifts from the teacher; distilled it stays near.
     assert distances[1.0] < distances[0.0] / 2, distances

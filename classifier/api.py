@@ -2,6 +2,7 @@
 
 import redis
 from django import forms
+from django.conf import settings
 from django.http import Http404
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
@@ -72,9 +73,13 @@ LIST_PARAMETERS = [
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="on or before this day"),
     OpenApiParameter("q", str, description="original filename contains"),
 ]
-WAIT_PARAMETER = OpenApiParameter(
+UPLOAD_WAIT_PARAMETER = OpenApiParameter(
+    "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for the job to end before "
+    "answering: one request instead of an upload and polls",
+)
+POLL_WAIT_PARAMETER = OpenApiParameter(
     "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
-    "before answering: one request instead of many polls",
+    f"before answering; without it, API_POLL_WAIT (default {settings.API_POLL_WAIT:g}); 0 answers at once",
 )
 UploadSerializer = inline_serializer("Upload", {"image": serializers.FileField()})
 UrlUploadSerializer = inline_serializer("UrlUpload", {"image_url": serializers.URLField()})
@@ -93,10 +98,10 @@ def form_errors(form) -> dict:
     return {"detail": detail, **errors}
 
 
-def wait_seconds(request) -> float:
+def wait_seconds(request, default: float = 0.0) -> float:
     raw = request.query_params.get("wait", "")
     try:
-        wait = float(raw) if raw else 0.0
+        wait = float(raw) if raw else default
     except ValueError:
         wait = -1.0
     if not 0 <= wait <= notify.MAX_WAIT:  # also refuses nan and inf
@@ -155,7 +160,7 @@ class ClassificationListView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": UploadSerializer, "application/json": UrlUploadSerializer},
-        parameters=[WAIT_PARAMETER],
+        parameters=[UPLOAD_WAIT_PARAMETER],
         responses={202: ClassificationSerializer, 201: ClassificationSerializer},
         summary="Classify an image file or an image URL",
         description="202 with the queued job; with `?wait=N`, 201 with the result when the job ends within N "
@@ -185,11 +190,13 @@ class ClassificationDetailView(APIView):
 
     @extend_schema(
         responses=ClassificationSerializer, summary="One result (poll until finished, or wait for it)",
-        parameters=[WAIT_PARAMETER], examples=examples.DETAIL,
+        description="An unfinished job's answer waits up to `wait` seconds for the job to end (a long poll): "
+        "a client polling in a loop gets the result as soon as it exists, in one request instead of many.",
+        parameters=[POLL_WAIT_PARAMETER], examples=examples.DETAIL,
     )  # fmt: skip
     def get(self, request, pk):
         classification = visible_classification(request, pk)
-        wait = wait_seconds(request)
+        wait = wait_seconds(request, default=settings.API_POLL_WAIT)
         if wait and not classification.is_finished and wait_for_end(classification.pk, wait):
             classification.refresh_from_db()
         return Response(ClassificationSerializer(classification, context={"request": request}).data)

@@ -130,6 +130,10 @@ CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDI
 # saving two database reads per API request. Only a shared cache (Redis) can: every web process
 # must forget a revoked token together.
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60, minimum=0)
+# Seconds a read of an unfinished job waits for its end when the client gives no ?wait= (a long
+# poll): a client that polls in a loop costs about one request per result instead of dozens.
+# At most classifier.notify.MAX_WAIT; 0 answers every poll at once.
+API_POLL_WAIT = env_float("API_POLL_WAIT", 2.0, minimum=0, maximum=10)
 
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [

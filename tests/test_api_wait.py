@@ -1,5 +1,6 @@
 """GET /api/v1/classifications/{id}/?wait=N, and POST /api/v1/classifications/?wait=N: the answer
-comes when the job ends (signalled through Redis), or after N seconds with the job as it is."""
+comes when the job ends (signalled through Redis), or after N seconds with the job as it is. A
+GET without ?wait= waits API_POLL_WAIT seconds (a long poll); an upload waits only when asked."""
 
 import threading
 import time
@@ -61,6 +62,36 @@ def test_a_wait_that_runs_out_answers_with_the_job_as_it_is(api, queued):
     response, seconds = timed_get(api, queued, 0.3)
     assert response.status_code == 200 and response.json()["status"] == "queued"
     assert seconds >= 0.3
+
+
+def test_a_poll_without_wait_waits_api_poll_wait_for_the_end(api, queued, settings):
+    settings.API_POLL_WAIT = 3
+    thread = end_later(queued, 0.3)
+    started = time.monotonic()
+    response = api.get(f"/api/v1/classifications/{queued.pk}/")
+    seconds = time.monotonic() - started
+    thread.join()
+    assert response.json()["status"] == "failed" and 0.25 < seconds < 2.5
+
+
+def test_a_poll_without_wait_answers_after_api_poll_wait(api, queued, settings):
+    settings.API_POLL_WAIT = 0.3
+    started = time.monotonic()
+    response = api.get(f"/api/v1/classifications/{queued.pk}/")
+    assert response.json()["status"] == "queued" and 0.3 <= time.monotonic() - started < 2
+
+
+def test_wait_0_answers_an_unfinished_job_at_once(api, queued, settings):
+    settings.API_POLL_WAIT = 5
+    response, seconds = timed_get(api, queued, 0)
+    assert response.json()["status"] == "queued" and seconds < 1
+
+
+def test_an_upload_does_not_wait_unless_asked(api, settings):
+    settings.API_POLL_WAIT = 5
+    started = time.monotonic()
+    response = api.post("/api/v1/classifications/", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
+    assert response.status_code == 202 and time.monotonic() - started < 1
 
 
 def test_a_finished_job_answers_at_once(api, queued):

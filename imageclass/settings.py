@@ -272,6 +272,10 @@ CELERY_TASK_ROUTES = {
     "mltrain.tasks.*": {"queue": TRAINING_QUEUE},
 }
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
+# Seconds a new pool process (one replacing a killed one, too) has to start: it preloads the
+# model first (PRELOAD_MODEL), which took 10 s on a 2-core AVX2 host, and Celery's default of
+# 4 s killed every replacement there before it could take a job.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120.0
 CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 60, minimum=1)
 CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 90, minimum=2)
 CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 5, minimum=0)  # transient errors

@@ -5,25 +5,16 @@ The worker pushes onto a short-lived Redis list per job that the web process blo
 machine sees it.
 """
 
-import functools
-
 from django.conf import settings
+
+from imageclass.cache import redis_client
 
 SIGNAL_LIFETIME = 600  # seconds a job's "ended" signal is kept for late waiters
 MAX_WAIT = 10.0  # seconds; longer requests would tie up the web server's threads
 
 
 def _redis():
-    return _client(settings.REDIS_URL)
-
-
-@functools.cache
-def _client(url: str):
-    """One client (and connection pool) per process and URL: a new client per call cost a new
-    connection per request. redis-py starts a fresh pool in a forked child by itself."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=MAX_WAIT + 5)
+    return redis_client(settings.REDIS_URL, socket_timeout=MAX_WAIT + 5)
 
 
 def _key(pk) -> str:

@@ -6,11 +6,16 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from classifier.models import ServiceUnavailable
 
 # Unreachable services only: an IntegrityError or a bad query stays a bug (a 500), not a 503.
-UNAVAILABLE = (ConnectionFailure, OperationalError, InterfaceError, BotoCoreError, ServiceUnavailable)
+UNAVAILABLE = (
+    ConnectionFailure, OperationalError, InterfaceError, BotoCoreError, RedisConnectionError, RedisTimeoutError,
+    ServiceUnavailable,
+)  # fmt: skip
 RETRY_AFTER_SECONDS = 30
 MESSAGE = "ImageClass is temporarily unavailable (a backing service is down). Please try again shortly."
 

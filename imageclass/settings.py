@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.ScopedRateThrottle",  # per user (per address when anonymous)
+        "imageclass.throttling.UserRateThrottle",  # per user (per address when anonymous)
         "imageclass.throttling.AddressRateThrottle",  # per address, whoever is logged in
     ],
     "DEFAULT_THROTTLE_RATES": {

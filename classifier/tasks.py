@@ -123,6 +123,22 @@ def remember_ended(jobs):
         del ended_here[next(iter(ended_here))]
 
 
+def others_waiting() -> bool:
+    """Whether more messages wait in the classify queue. Only then can a batch find companions,
+    so only then is the database asked for them: under light load that query (3.9 ms) was
+    most of a job's database work, and this check takes 0.3 ms."""
+    from amqp.exceptions import ChannelError
+
+    try:
+        with classify.app.pool.acquire(block=True) as connection:
+            queue = connection.default_channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE, passive=True)
+            return queue.message_count > 0
+    except ChannelError:  # kombu's Redis transport answers "no such queue" for an empty one
+        return False
+    except Exception:  # the broker is in trouble: let the database say
+        return True
+
+
 def requeue_now(job: Classification):
     """Give a job taken into another's batch back to the queue, with a message of its own
     (the one it came with may already have been consumed while it ran)."""
@@ -172,7 +188,8 @@ def classify(self, classification_id: str):
     jobs = [job]
     try:
         # Adaptive batching: jobs queued behind this one run in the same model call.
-        jobs += Classification.claim_queued(settings.CLASSIFY_BATCH_SIZE - 1, exclude=[job.pk])
+        if others_waiting():
+            jobs += Classification.claim_queued(settings.CLASSIFY_BATCH_SIZE - 1, exclude=[job.pk])
         errors = run_inference(jobs)
     except NoActiveModel as exc:
         for each in jobs:

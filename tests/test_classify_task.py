@@ -26,6 +26,12 @@ def stored(alice, data=None):
     return Classification.store(data or badimages.jpeg(), owner=alice, filename="photo.jpg")
 
 
+def submitted(alice, data=None):
+    """A queued job with its message in the broker, as uploads make them: batches take
+    companions only while messages wait."""
+    return Classification.submit(data or badimages.jpeg(), owner=alice, filename="photo.jpg")
+
+
 def run(job):
     classify.apply(args=[str(job.pk)])
     job.refresh_from_db()
@@ -168,7 +174,7 @@ def test_sweep_requeues_stuck_jobs_then_gives_up(alice, active_model, settings):
 
 
 def test_queued_jobs_run_together_in_one_batch(alice, active_model):
-    jobs = [stored(alice) for _ in range(4)]
+    jobs = [submitted(alice) for _ in range(4)]
     run(jobs[0])
     for job in jobs:
         job.refresh_from_db()
@@ -180,13 +186,20 @@ def test_queued_jobs_run_together_in_one_batch(alice, active_model):
 
 def test_a_batch_never_exceeds_its_size(alice, active_model, settings):
     settings.CLASSIFY_BATCH_SIZE = 2
-    jobs = [stored(alice) for _ in range(3)]
+    jobs = [submitted(alice) for _ in range(3)]
     run(jobs[0])
     assert [Classification.objects.get(pk=job.pk).status for job in jobs] == [Status.DONE, Status.DONE, Status.QUEUED]
 
 
+def test_without_messages_waiting_a_job_runs_alone(alice, active_model):
+    alone, unannounced = submitted(alice), stored(alice)  # the second's message is not sent yet
+    classify.app.control.purge()  # nothing waits behind the first
+    assert run(alone).timings["batch"] == 1
+    assert Classification.objects.get(pk=unannounced.pk).status == Status.QUEUED
+
+
 def test_a_bad_image_in_a_batch_fails_alone(alice, active_model):
-    first, broken, last = stored(alice), stored(alice), stored(alice)
+    first, broken, last = submitted(alice), submitted(alice), submitted(alice)
     overwrite(broken.image_key, badimages.truncated_jpeg())
     run(first)
     statuses = {job.pk: Classification.objects.get(pk=job.pk) for job in (first, broken, last)}
@@ -198,9 +211,9 @@ def test_a_bad_image_in_a_batch_fails_alone(alice, active_model):
 def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_message(alice, active_model, monkeypatch):
     import os
 
+    first, faulty = submitted(alice), submitted(alice)
     sent = []
     monkeypatch.setattr(classify, "apply_async", lambda args, countdown: sent.append(args))
-    first, faulty = stored(alice), stored(alice)
     path = storages["default"].path(faulty.image_key)
     os.remove(path)
     os.mkdir(path)

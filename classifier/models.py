@@ -78,11 +78,13 @@ class ModelVersion(models.Model):
 
     @classmethod
     def active(cls):
-        return cls.objects.filter(is_active=True).order_by("-activated_at").first()
+        pk = cls.active_pk()
+        return cls.objects.filter(pk=pk).first() if pk else None
 
     @classmethod
     def active_pk(cls):
-        """The active version's id, read alone: the ORM's query costs three times the read."""
+        """The active version's id (the latest activated while an activation is under way), read
+        alone: the ORM's query costs three times the read, and workers ask for every batch."""
         active = connection.database[cls._meta.db_table].find_one({"is_active": True}, {"_id": 1}, sort=[("activated_at", -1)])
         return active and active["_id"]
 

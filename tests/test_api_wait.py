@@ -44,9 +44,10 @@ def end_later(job, delay):
     return in_thread(end)
 
 
-def timed_get(api, job, wait):
+def timed_get(api, job, wait=None):
+    """The job's GET, with ?wait= unless `wait` is None; the answer and the seconds it took."""
     started = time.monotonic()
-    response = api.get(f"/api/v1/classifications/{job.pk}/", {"wait": wait})
+    response = api.get(f"/api/v1/classifications/{job.pk}/", {} if wait is None else {"wait": wait})
     return response, time.monotonic() - started
 
 
@@ -67,31 +68,21 @@ def test_a_wait_that_runs_out_answers_with_the_job_as_it_is(api, queued):
 def test_a_poll_without_wait_waits_api_poll_wait_for_the_end(api, queued, settings):
     settings.API_POLL_WAIT = 3
     thread = end_later(queued, 0.3)
-    started = time.monotonic()
-    response = api.get(f"/api/v1/classifications/{queued.pk}/")
-    seconds = time.monotonic() - started
+    response, seconds = timed_get(api, queued)
     thread.join()
     assert response.json()["status"] == "failed" and 0.25 < seconds < 2.5
 
 
 def test_a_poll_without_wait_answers_after_api_poll_wait(api, queued, settings):
     settings.API_POLL_WAIT = 0.3
-    started = time.monotonic()
-    response = api.get(f"/api/v1/classifications/{queued.pk}/")
-    assert response.json()["status"] == "queued" and 0.3 <= time.monotonic() - started < 2
+    response, seconds = timed_get(api, queued)
+    assert response.json()["status"] == "queued" and 0.3 <= seconds < 2
 
 
 def test_wait_0_answers_an_unfinished_job_at_once(api, queued, settings):
     settings.API_POLL_WAIT = 5
     response, seconds = timed_get(api, queued, 0)
     assert response.json()["status"] == "queued" and seconds < 1
-
-
-def test_an_upload_does_not_wait_unless_asked(api, settings):
-    settings.API_POLL_WAIT = 5
-    started = time.monotonic()
-    response = api.post("/api/v1/classifications/", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
-    assert response.status_code == 202 and time.monotonic() - started < 1
 
 
 def test_a_finished_job_answers_at_once(api, queued):
@@ -139,10 +130,18 @@ def end_next_job(owner, delay):
     return in_thread(find_and_end)
 
 
-def timed_post(api, wait):
+def timed_post(api, wait=None):
+    """An upload, with ?wait= unless `wait` is None; the answer and the seconds it took."""
     started = time.monotonic()
-    response = api.post(f"/api/v1/classifications/?wait={wait}", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
+    query = "" if wait is None else f"?wait={wait}"
+    response = api.post(f"/api/v1/classifications/{query}", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
     return response, time.monotonic() - started
+
+
+def test_an_upload_does_not_wait_unless_asked(api, settings):
+    settings.API_POLL_WAIT = 5
+    response, seconds = timed_post(api)
+    assert response.status_code == 202 and seconds < 1
 
 
 def test_an_upload_that_waits_answers_201_with_the_result(api, alice):

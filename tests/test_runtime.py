@@ -128,3 +128,37 @@ def test_a_report_verdict_measures_the_exact_int8_copy_workers_serve(fresh_artif
 def test_int8_without_a_passed_verdict_for_this_very_copy_serves_fp32(fresh_artifact, verdict):
     assert runner_for(fresh_artifact, "litert-int8", verdict).path == fresh_artifact.with_suffix(".tflite")
     assert not fresh_artifact.with_suffix(".int8.tflite").exists()
+
+
+@pytest.fixture
+def checked_verdict(fresh_artifact):
+    verdict = runtime.int8_verdict(keras.saving.load_model(fresh_artifact, compile=False), images(8), np.arange(8) % 3)
+    return {**verdict, "passed": True}  # an untrained model's answers are near ties: the limits are tested above
+
+
+def another_hosts_report(verdict, probe):
+    """The verdict as a report written on another CPU would hold it: another sha256 (the
+    conversion folds constants with the host's float kernels), the given probe answers."""
+    return {**verdict, "sha256": "f" * 64, "probe": probe}
+
+
+def test_an_int8_copy_that_differs_only_by_rounding_is_served(fresh_artifact, checked_verdict, caplog):
+    rounding = np.random.default_rng(5).normal(0, runtime.PROBE_TOLERANCE / 3, np.shape(checked_verdict["probe"]))
+    verdict = another_hosts_report(checked_verdict, (np.asarray(checked_verdict["probe"]) + rounding).tolist())
+    runner = runner_for(fresh_artifact, "litert-int8", verdict)
+    assert runner.path == fresh_artifact.with_suffix(".int8.tflite")
+    assert "answers its probe images alike" in caplog.text
+
+
+def test_an_int8_copy_that_answers_the_probe_otherwise_serves_fp32(fresh_artifact, checked_verdict, caplog):
+    other_answers = np.eye(3)[np.zeros(runtime.PROBE_IMAGES, dtype=int)].tolist()  # sure of class 0 every time
+    runner = runner_for(fresh_artifact, "litert-int8", another_hosts_report(checked_verdict, other_answers))
+    assert runner.path == fresh_artifact.with_suffix(".tflite")
+    assert not fresh_artifact.with_suffix(".int8.tflite").exists()
+    assert f"on {runtime.PROBE_IMAGES} probe images its probabilities are" in caplog.text
+
+
+def test_the_probe_images_are_fixed():
+    first, second = runtime.probe_images((32, 32, 3)), runtime.probe_images((32, 32, 3))
+    assert first.shape == (runtime.PROBE_IMAGES, 32, 32, 3) and first.dtype == np.uint8
+    assert (first == second).all()

@@ -13,6 +13,7 @@ from django.core.files.storage import storages
 from django.db import connection, models
 from django.utils import timezone
 from PIL import Image
+from pymongo import UpdateOne
 
 from accounts.models import Share
 from classifier import notify
@@ -187,12 +188,14 @@ class StorageUnavailable(ServiceUnavailable):
     """The image could not be stored."""
 
 
-def signal_ended(pk):
-    """Wake requests waiting for this job; a lost signal only means they wait out their time."""
+def signal_ended(pks: list):
+    """Wake requests waiting for these jobs; a lost signal only means they wait out their time."""
+    if not pks:
+        return
     try:
-        notify.job_ended(pk)
-    except Exception as exc:  # Redis or the disk: the outcome is stored, which is what matters
-        log.warning("could not signal the end of job %s: %s", pk, exc)
+        notify.jobs_ended(pks)
+    except Exception as exc:  # Redis or the disk: the outcomes are stored, which is what matters
+        log.warning("could not signal the end of jobs %s: %s", ", ".join(map(str, pks)), exc)
 
 
 class ClassificationQuerySet(models.QuerySet):
@@ -212,6 +215,34 @@ class ConditionalUpdates:
         One update_one on the plain _id, which every engine answers from the _id index: the
         ORM's update spells the filter as $and, which the embedded engine answers by scanning
         every record (and its find_one_and_update costs several updates)."""
+        query, update = self._conditional_update(condition, increment, changes)
+        if connection.database[self._meta.db_table].update_one(query, update).matched_count != 1:
+            return False
+        self._apply(increment, changes)
+        return True
+
+    @classmethod
+    def transition_many(cls, moves: list) -> list[bool]:
+        """`transition` for many records in one round trip: `moves` holds (instance, condition,
+        increment, changes) tuples, and the answers come in their order. MongoDB 8's bulkWrite
+        command says of each update whether it matched (a collection's bulk_write only counts
+        them all). A batch's 31 claims and finishes took 59% of the worker's time one by one."""
+        if not moves:
+            return []
+        namespace = f"{connection.database.name}.{cls._meta.db_table}"
+        updates = [
+            UpdateOne(*instance._conditional_update(condition, increment, changes), namespace=namespace)
+            for instance, condition, increment, changes in moves
+        ]
+        results = connection.database.client.bulk_write(updates, ordered=False, verbose_results=True).update_results
+        outcomes = []
+        for index, (instance, _, increment, changes) in enumerate(moves):
+            outcomes.append(index in results and results[index].matched_count == 1)
+            if outcomes[-1]:
+                instance._apply(increment, changes)
+        return outcomes
+
+    def _conditional_update(self, condition: dict, increment, changes: dict) -> tuple[dict, dict]:
         values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
         fields = {name: self._meta.get_field(name) for name in values}
         update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
@@ -219,14 +250,13 @@ class ConditionalUpdates:
         if counters:
             update["$inc"] = dict.fromkeys(counters, 1)
         condition = {**condition, **{column: getattr(self, name) for column, name in counters.items()}}
-        collection = connection.database[self._meta.db_table]
-        if collection.update_one({"_id": self.pk, **condition}, update).matched_count != 1:
-            return False
+        return {"_id": self.pk, **condition}, update
+
+    def _apply(self, increment, changes: dict):
         for name, value in changes.items():
             setattr(self, name, value)
         for name in increment:
             setattr(self, name, getattr(self, name) + 1)
-        return True
 
 
 class Classification(ConditionalUpdates, models.Model):
@@ -356,23 +386,26 @@ class Classification(ConditionalUpdates, models.Model):
         claimable = [{"status": self.Status.QUEUED}]
         if stale_before is not None:
             claimable.append({"status": self.Status.RUNNING, "started_at": {"$lt": stale_before}})
+        increment, changes = self.claiming()
         # One plain condition at a time: with $or the embedded engine scans every job.
-        return any(
-            self.transition(condition, increment=["attempts"], status=self.Status.RUNNING, started_at=timezone.now())
-            for condition in claimable
-        )
+        return any(self.transition(condition, increment, **changes) for condition in claimable)
+
+    def claiming(self) -> tuple:
+        """(increment, changes) of a claim."""
+        return ["attempts"], {"status": self.Status.RUNNING, "started_at": timezone.now()}
 
     @classmethod
     def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:
-        """Up to `limit` other queued jobs, oldest first, each claimed as `claim` does: the
-        worker runs them in one batch with its own. Their messages, delivered later, find
-        them finished and do nothing."""
+        """Up to `limit` other queued jobs, oldest first, each claimed as `claim` does (in one
+        round trip): the worker runs them in one batch with its own. Their messages, delivered
+        later, find them finished and do nothing."""
         if limit <= 0:
             return []
         # `exclude` is left out of the query: a plain status filter stays on the index.
         oldest = cls.objects.filter(status=cls.Status.QUEUED).order_by("queued_at")[: limit + len(exclude)]
-        waiting = [job for job in oldest if job.pk not in exclude]
-        return [job for job in waiting[:limit] if job.claim()]
+        waiting = [job for job in oldest if job.pk not in exclude][:limit]
+        claimed = cls.transition_many([(job, {"status": cls.Status.QUEUED}, *job.claiming()) for job in waiting])
+        return [job for job, won in zip(waiting, claimed) if won]
 
     def can_view(self, request) -> bool:
         """The owner, a user the owner shares their history with, or for an anonymous
@@ -458,7 +491,7 @@ class Classification(ConditionalUpdates, models.Model):
             if self.transition(
                 found, status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
             ):
-                signal_ended(self.pk)
+                signal_ended([self.pk])
             return False
         return self.transition(found, increment=["requeues"], status=self.Status.QUEUED, queued_at=now)
 
@@ -466,9 +499,10 @@ class Classification(ConditionalUpdates, models.Model):
         """Give a running job back to the queue (a retry, or a batch companion's second chance)."""
         return self.transition({"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now())
 
-    def finish(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key="") -> bool:
+    def finishing(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key="") -> tuple:
+        """The end of this job with its result, for `end_many`."""
         top = predictions[0]
-        return self._end(
+        return self, dict(
             thumbnail_key=thumbnail_key,
             status=self.Status.DONE,
             model_version=version,
@@ -483,14 +517,16 @@ class Classification(ConditionalUpdates, models.Model):
         )
 
     def fail(self, reason: str) -> bool:
-        return self._end(status=self.Status.FAILED, error=reason[:1000])
+        return self.end_many([(self, {"status": self.Status.FAILED, "error": reason[:1000]})])[0]
 
-    def _end(self, **fields) -> bool:
-        """Record the outcome, but only over a job that is still running (never twice)."""
-        fields["finished_at"] = timezone.now()
-        ended = self.transition({"status": self.Status.RUNNING}, **fields)
-        if ended:
-            signal_ended(self.pk)
+    @classmethod
+    def end_many(cls, endings: list) -> list[bool]:
+        """Record the outcomes, (job, fields) pairs, but each only over a job that is still
+        running (never twice); wake whoever waits for the jobs that ended here."""
+        now = timezone.now()
+        moves = [(job, {"status": cls.Status.RUNNING}, (), {**fields, "finished_at": now}) for job, fields in endings]
+        ended = cls.transition_many(moves)
+        signal_ended([job.pk for (job, _), done in zip(endings, ended) if done])
         return ended
 
     def read_image(self) -> bytes:

@@ -21,10 +21,13 @@ def _key(pk) -> str:
     return f"imageclass:ended:{pk}"
 
 
-def job_ended(pk):
-    """Signal the end of job `pk` (called by the worker after its outcome is stored)."""
+def jobs_ended(pks):
+    """Signal the end of the jobs `pks` (called by the worker after their outcomes are
+    stored), in one round trip."""
     with _redis().pipeline() as pipe:
-        pipe.lpush(_key(pk), 1).expire(_key(pk), SIGNAL_LIFETIME).execute()
+        for pk in pks:
+            pipe.lpush(_key(pk), 1).expire(_key(pk), SIGNAL_LIFETIME)
+        pipe.execute()
 
 
 def wait_for_end(pk, timeout: float) -> bool:

@@ -91,6 +91,7 @@ def run_inference(jobs: list[Classification]) -> dict:
     predicting = time.perf_counter()
     probabilities = model(np.stack([pixels for _, _, pixels, _ in ready]))
     predict_ms = milliseconds(time.perf_counter() - predicting)
+    endings = []
     for (job, image, _, timings), job_probabilities in zip(ready, probabilities):
         timings.update(model_ms=model_ms, predict_ms=predict_ms, batch=len(ready))
         timings["total_ms"] = round(sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1)
@@ -100,8 +101,10 @@ def run_inference(jobs: list[Classification]) -> dict:
             errors[job.pk] = TransientError(f"storage: {exc}")
             continue
         predictions = inference.top_k(job_probabilities, version.class_names, settings.TOP_K)
-        if not job.finish(version, job_probabilities, predictions, timings, thumbnail_key):
-            storages["default"].delete(thumbnail_key)  # the job was ended elsewhere meanwhile
+        endings.append(job.finishing(version, job_probabilities, predictions, timings, thumbnail_key))
+    for (job, fields), ended in zip(endings, Classification.end_many(endings)):
+        if not ended:
+            storages["default"].delete(fields["thumbnail_key"])  # the job was ended elsewhere meanwhile
     return errors
 
 
@@ -174,12 +177,15 @@ def classify(self, classification_id: str):
     if classification_id in ended_here:
         return
     try:
-        job = Classification.objects.filter(pk=classification_id).first()
-        if job is None or job.is_finished:
+        # Not first(): its ordering costs the embedded engine a sort stage (1.3 ms a job).
+        job = Classification.objects.filter(pk=classification_id)[:1].get()
+        if job.is_finished:
             return
         # A job still "running" after the hard time limit lost its worker: take it over.
         if not job.claim(stale_before=timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)):
             return
+    except Classification.DoesNotExist:
+        return
     except PyMongoError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
     if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:

@@ -167,5 +167,5 @@ def test_an_upload_with_a_bad_wait_is_refused_and_nothing_is_kept(api, alice, wa
 
 
 def test_the_end_signal_expires():
-    notify.job_ended("ended")
+    notify.jobs_ended(["ended"])
     assert 0 < notify._redis().ttl(notify._key("ended")) <= notify.SIGNAL_LIFETIME

@@ -220,3 +220,38 @@ def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_me
     assert run(first).status == Status.DONE
     faulty.refresh_from_db()
     assert faulty.status == Status.QUEUED and sent == [[str(faulty.pk)]]
+
+
+def test_a_batch_claims_and_ends_its_jobs_each_only_where_the_stored_state_allows(alice, active_model):
+    queued, taken = stored(alice), stored(alice)
+    assert Classification.objects.get(pk=taken.pk).claim()  # another worker got there first
+    moves = [(job, {"status": Status.QUEUED}, *job.claiming()) for job in (queued, taken)]
+    assert Classification.transition_many(moves) == [True, False]
+    assert (queued.status, queued.attempts) == (Status.RUNNING, 1)  # the instance holds the claim
+    assert (taken.status, taken.attempts) == (Status.QUEUED, 0)  # untouched: it lost
+    assert Classification.objects.get(pk=taken.pk).attempts == 1  # the winner's claim stands
+    assert Classification.transition_many([]) == []
+
+
+def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alice, active_model, monkeypatch):
+    first, swept, last = submitted(alice), submitted(alice), submitted(alice)
+    end_many, store_thumbnail = Classification.end_many, Classification.store_thumbnail
+    thumbnails, signalled = {}, []
+    monkeypatch.setattr("classifier.models.notify.jobs_ended", signalled.extend)
+
+    def recorded_thumbnail(job, image):
+        thumbnails[job.pk] = store_thumbnail(job, image)
+        return thumbnails[job.pk]
+
+    def swept_meanwhile(cls, endings):
+        cls.objects.filter(pk=swept.pk).update(status=Status.FAILED, error="abandoned")  # the sweeper, say
+        return end_many(endings)
+
+    monkeypatch.setattr(Classification, "store_thumbnail", recorded_thumbnail)
+    monkeypatch.setattr(Classification, "end_many", classmethod(swept_meanwhile))
+    run(first)
+    ended = {job.pk: Classification.objects.get(pk=job.pk) for job in (first, swept, last)}
+    assert ended[first.pk].status == ended[last.pk].status == Status.DONE
+    assert (ended[swept.pk].status, ended[swept.pk].error, ended[swept.pk].thumbnail_key) == (Status.FAILED, "abandoned", "")
+    assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [True, False, True]
+    assert sorted(signalled) == sorted([first.pk, last.pk])  # the sweeper signals its own

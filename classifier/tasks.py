@@ -255,12 +255,7 @@ def explain(classification_id: str):
 def sweep_stuck_jobs():
     """Re-queue jobs stuck in queued or running past their time limit (a lost message, a dead
     worker), at most SWEEP_MAX_REQUEUES times each; after that, fail them with a reason."""
-    now = timezone.now()
-    limit = timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)
-    stuck = [
-        *Classification.objects.filter(status=Status.QUEUED, queued_at__lt=now - 2 * limit),
-        *Classification.objects.filter(status=Status.RUNNING, started_at__lt=now - limit),
-    ]
+    stuck = Classification.stuck(timedelta(seconds=settings.CLASSIFY_TIME_LIMIT))
     for job in stuck:
         if job.requeue():
             classify.delay(str(job.pk))

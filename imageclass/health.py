@@ -13,10 +13,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 
+MIN_WIRE_VERSION = 25  # MongoDB 8.0: its bulkWrite command is how a worker ends a batch
+
+
 def check_database() -> None:
     connection = connections["default"]
     connection.ensure_connection()
-    connection.connection.admin.command("ping")
+    wire_version = connection.connection.admin.command("hello").get("maxWireVersion", 0)
+    if wire_version < MIN_WIRE_VERSION:
+        raise RuntimeError(
+            f"MongoDB 8.0 or newer is required (the bulkWrite command); this server speaks wire version {wire_version}"
+        )
 
 
 def check_storage() -> None:

@@ -36,6 +36,21 @@ def test_readyz_shows_a_model_fallback(client, active_model):
     assert check["ok"] is True and "sha256 mismatch" in check["fallback"]
 
 
+def test_readyz_is_503_for_a_mongodb_older_than_8(client, active_model, monkeypatch):
+    from pymongo.database import Database
+
+    command = Database.command
+
+    def mongodb_7(self, name, *args, **kwargs):
+        answer = command(self, name, *args, **kwargs)
+        return {**answer, "maxWireVersion": 21} if name == "hello" else answer
+
+    monkeypatch.setattr(Database, "command", mongodb_7)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "MongoDB 8.0 or newer is required" in response.json()["checks"]["database"]["error"]
+
+
 def test_readyz_is_503_when_the_broker_is_down(client, active_model):
     with broker_down():
         response = client.get("/readyz")

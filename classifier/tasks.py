@@ -177,7 +177,7 @@ def classify(self, classification_id: str):
     if classification_id in ended_here:
         return
     try:
-        # Not first(): its ordering costs the embedded engine a sort stage (1.3 ms a job).
+        # Not first(): its ordering adds a sort stage that the embedded engine runs for every job.
         job = Classification.objects.filter(pk=classification_id)[:1].get()
         if job.is_finished:
             return

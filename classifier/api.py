@@ -307,9 +307,17 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class ActiveModelSerializer(ModelVersionSerializer):
+    metrics = serializers.SerializerMethodField()
+
     class Meta(ModelVersionSerializer.Meta):
         fields = ModelVersionSerializer.Meta.fields + ("metrics",)
         read_only_fields = fields
+
+    def get_metrics(self, version) -> dict:
+        """The training report's figures, without the int8 copy's answers on the probe images
+        (1,280 numbers that only workers use, to recognise their conversion)."""
+        int8 = {key: value for key, value in version.metrics.get("int8", {}).items() if key != "probe"}
+        return {**version.metrics, "int8": int8} if int8 else version.metrics
 
 
 class ModelVersionListView(APIView):

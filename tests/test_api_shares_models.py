@@ -36,6 +36,14 @@ def test_models_and_the_active_one(alice, active_model):
     assert active["class_names"] == ["blue", "green", "red"] and active["metrics"]["validation"]["accuracy"] == 0.5
 
 
+def test_the_active_model_leaves_out_what_only_workers_use(alice, active_model):
+    verdict = {"passed": True, "reason": "int8 agrees on 99.9%", "sha256": "0" * 64, "probe": [[0.5, 0.25, 0.25]] * 128}
+    type(active_model).objects.filter(pk=active_model.pk).update(metrics={**active_model.metrics, "int8": verdict})
+    metrics = api_client_for(alice).get("/api/v1/models/active/").json()["metrics"]
+    assert metrics["int8"] == {"passed": True, "reason": "int8 agrees on 99.9%", "sha256": "0" * 64}
+    assert metrics["validation"]["accuracy"] == 0.5
+
+
 def test_no_active_model_is_404(alice, db):
     assert api_client_for(alice).get("/api/v1/models/active/").status_code == 404
 

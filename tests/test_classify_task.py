@@ -255,3 +255,27 @@ def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alic
     assert (ended[swept.pk].status, ended[swept.pk].error, ended[swept.pk].thumbnail_key) == (Status.FAILED, "abandoned", "")
     assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [True, False, True]
     assert sorted(signalled) == sorted([first.pk, last.pk])  # the sweeper signals its own
+
+
+def test_workers_claiming_the_same_queue_at_once_each_win_different_jobs(alice, active_model):
+    import threading
+
+    from django.db import connections
+
+    jobs = [stored(alice) for _ in range(8)]
+    start, claimed = threading.Barrier(4), []
+
+    def worker():
+        start.wait()
+        claimed.append(Classification.claim_queued(8))
+        connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [job.pk for batch in claimed for job in batch]
+    assert sorted(won) == sorted(job.pk for job in jobs)  # every job once, none twice
+    assert {Classification.objects.get(pk=job.pk).attempts for job in jobs} == {1}
+    assert all(job.status == Status.RUNNING and job.attempts == 1 for batch in claimed for job in batch)

@@ -316,8 +316,9 @@ class ActiveModelSerializer(ModelVersionSerializer):
     def get_metrics(self, version) -> dict:
         """The training report's figures, without the int8 copy's answers on the probe images
         (1,280 numbers that only workers use, to recognise their conversion)."""
-        int8 = {key: value for key, value in version.metrics.get("int8", {}).items() if key != "probe"}
-        return {**version.metrics, "int8": int8} if int8 else version.metrics
+        if "int8" not in version.metrics:
+            return version.metrics
+        return {**version.metrics, "int8": {key: value for key, value in version.metrics["int8"].items() if key != "probe"}}
 
 
 class ModelVersionListView(APIView):

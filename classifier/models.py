@@ -514,7 +514,7 @@ class Classification(ConditionalUpdates, models.Model):
         """Give a running job back to the queue (a retry, or a batch companion's second chance)."""
         return self.transition({"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now())
 
-    def finishing(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key="") -> tuple:
+    def finishing(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key: str) -> tuple:
         """The end of this job with its result, for `end_many`."""
         top = predictions[0]
         return self, dict(

@@ -1,6 +1,10 @@
 """The workers' runtimes: LiteRT converted from the Keras artifact agrees with Keras, is
 converted once and cached, and a file LiteRT cannot use falls back to Keras."""
 
+import hashlib
+import json
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -158,7 +162,18 @@ def test_an_int8_copy_that_answers_the_probe_otherwise_serves_fp32(fresh_artifac
     assert f"on {runtime.PROBE_IMAGES} probe images its probabilities are" in caplog.text
 
 
-def test_the_probe_images_are_fixed():
-    first, second = runtime.probe_images((32, 32, 3)), runtime.probe_images((32, 32, 3))
-    assert first.shape == (runtime.PROBE_IMAGES, 32, 32, 3) and first.dtype == np.uint8
-    assert (first == second).all()
+def test_the_probe_images_are_the_ones_reports_recorded_answers_for():
+    """Every machine must make the same probe images, or no copy would answer like the checked
+    one and workers would serve fp32 (a numpy that changed its random stream, say)."""
+    probe = runtime.probe_images((32, 32, 3))
+    assert probe.shape == (runtime.PROBE_IMAGES, 32, 32, 3) and probe.dtype == np.uint8
+    assert hashlib.sha256(probe.tobytes()).hexdigest() == "576c0f1d15a926cc2ed5f04c18cbdc7a1ebe823849e3e62b7b20cbf03b682a40"
+
+
+def test_the_shipped_model_is_served_in_int8_on_this_machine(tmp_path, settings):
+    """Its report was written on one CPU; this machine's conversion must be recognised, byte for
+    byte or by the probe answers (on another CPU the workers served fp32 until it was)."""
+    artifact = tmp_path / "model.keras"
+    shutil.copy(settings.SHIPPED_MODEL_DIR / "model.keras", artifact)
+    verdict = json.loads((settings.SHIPPED_MODEL_DIR / "metrics.json").read_text())["int8"]
+    assert runner_for(artifact, "litert-int8", verdict).path == artifact.with_suffix(".int8.tflite")

@@ -161,12 +161,16 @@ def test_sweep_requeues_stuck_jobs_then_gives_up(alice, active_model, settings):
     Classification.objects.filter(pk=queued.pk).update(queued_at=long_ago)
     Classification.objects.filter(pk=running.pk).update(status=Status.RUNNING, started_at=long_ago, attempts=1)
     fresh = stored(alice)
+    working = stored(alice)  # running within its time limit
+    Classification.objects.filter(pk=working.pk).update(status=Status.RUNNING, started_at=timezone.now(), attempts=1)
     assert sweep_stuck_jobs.apply().get() == 2
     for job in (queued, running):
         job.refresh_from_db()
         assert (job.status, job.requeues) == (Status.QUEUED, 1)
-    fresh.refresh_from_db()
-    assert fresh.requeues == 0
+    for job in (fresh, working):
+        job.refresh_from_db()
+        assert job.requeues == 0
+    assert working.status == Status.RUNNING
     Classification.objects.filter(pk=queued.pk).update(queued_at=long_ago)
     sweep_stuck_jobs.apply()
     queued.refresh_from_db()

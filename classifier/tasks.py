@@ -177,8 +177,7 @@ def classify(self, classification_id: str):
     if classification_id in ended_here:
         return
     try:
-        # Not first(): its ordering adds a sort stage that the embedded engine runs for every job.
-        job = Classification.objects.filter(pk=classification_id)[:1].get()
+        job = Classification.by_pk(classification_id)
         if job.is_finished:
             return
         # A job still "running" after the hard time limit lost its worker: take it over.

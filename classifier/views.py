@@ -22,7 +22,7 @@ from imageclass.storage import STORAGE_ERRORS
 def visible_classification(request, pk) -> Classification:
     """The classification if the requester may see it; 404 otherwise, whether it exists or not."""
     try:
-        classification = Classification.objects.get(pk=pk)
+        classification = Classification.by_pk(pk)
     except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):  # an id that is no ObjectId too
         raise Http404 from None
     if not classification.can_view(request):

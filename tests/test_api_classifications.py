@@ -116,3 +116,27 @@ def test_every_filter(alice_api, alice):
     for bad in ({"status": "lost"}, {"created_after": "yesterday"}, {"min_probability": "high"}):
         response = alice_api.get("/api/v1/classifications/", bad)
         assert response.status_code == 400 and set(bad) <= set(response.json())
+
+
+def test_a_result_renders_as_its_declared_fields_would(alice, active_model):
+    """The serializer writes its fields out for speed: what it gives must stay what DRF's
+    generic rendering of the declared fields gives, for every kind of result."""
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.test import APIRequestFactory
+
+    from classifier.api import ClassificationSerializer
+    from tests.test_classify_task import run, stored
+
+    done = run(stored(alice))
+    Classification.objects.filter(pk=done.pk).update(corrected_label="cat", corrected_at=timezone.now())
+    failed = make_result(alice, status="failed")
+    Classification.objects.filter(pk=failed.pk).update(error="The image could not be read.", finished_at=timezone.now())
+    fetched = Classification.store(badimages.jpeg(), owner=alice, filename="x.jpg", source_url="https://example.com/x.jpg")
+    uncertain = make_result(alice, probability=0.2)
+    context = {"request": APIRequestFactory().get("/api/v1/classifications/")}
+    for result in (done, failed, fetched, uncertain):
+        result = Classification.objects.get(pk=result.pk)
+        serializer = ClassificationSerializer(result, context=context)
+        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, result)
+        assert list(serializer.data) == list(ClassificationSerializer.Meta.fields)

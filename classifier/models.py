@@ -16,7 +16,7 @@ from PIL import Image
 from pymongo import UpdateOne
 
 from accounts.models import Share
-from classifier import notify
+from classifier import batching, notify
 from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,16 @@ class PointReads:
         document = connection.database[cls._meta.db_table].find_one({"_id": cls._meta.pk.to_python(pk)})
         if document is None:
             raise cls.DoesNotExist(f"No {cls._meta.object_name} with id {pk}.")
+        return cls.from_document(document)
+
+    @classmethod
+    def by_pks(cls, pks) -> list:
+        """The records of those ids that exist, in no particular order."""
+        ids = [cls._meta.pk.to_python(pk) for pk in pks]
+        return [cls.from_document(found) for found in connection.database[cls._meta.db_table].find({"_id": {"$in": ids}})]
+
+    @classmethod
+    def from_document(cls, document: dict):
         fields = cls._meta.concrete_fields
         values = []
         for field, converters in zip(fields, cls._converters()):
@@ -378,15 +388,21 @@ class Classification(PointReads, ConditionalUpdates, models.Model):
 
     @classmethod
     def submit(cls, data: bytes, **fields) -> "Classification":
-        """Validate and store the image, record the job and queue it.
+        """Validate and store the image, record the job and queue it: announced for the
+        next batch, with a message of its own when none is on its way (`classifier.batching`).
 
         Raises InvalidImage (nothing stored) or ServiceUnavailable (nothing kept)."""
         from classifier.tasks import classify
 
         classification = cls.store(data, **fields)
         try:
-            classify.delay(str(classification.pk))
-        except Exception as exc:  # kombu raises many kinds when the broker is away
+            if batching.announce(classification.pk):
+                try:
+                    classify.delay(str(classification.pk))
+                except Exception:
+                    batching.not_sent()
+                    raise
+        except Exception as exc:  # kombu and redis-py raise many kinds when the broker is away
             classification.delete()
             raise BrokerUnavailable("The classification queue is unavailable; please try again shortly.") from exc
         return classification
@@ -436,15 +452,12 @@ class Classification(PointReads, ConditionalUpdates, models.Model):
         return ["attempts"], {"status": self.Status.RUNNING, "started_at": timezone.now()}
 
     @classmethod
-    def claim_queued(cls, limit: int, exclude=()) -> list["Classification"]:
-        """Up to `limit` other queued jobs, oldest first, each claimed as `claim` does (in one
-        round trip): the worker runs them in one batch with its own. Their messages, delivered
-        later, find them finished and do nothing."""
-        if limit <= 0:
-            return []
-        # `exclude` is left out of the query: a plain status filter stays on the index.
-        oldest = cls.objects.filter(status=cls.Status.QUEUED).order_by("queued_at")[: limit + len(exclude)]
-        waiting = [job for job in oldest if job.pk not in exclude][:limit]
+    def claim_announced(cls, pks) -> list["Classification"]:
+        """The queued jobs among `pks` (announced ones, oldest first), each claimed as `claim`
+        does, in one read and one round trip of claims: the worker runs them in one batch
+        with its own."""
+        found = {job.pk: job for job in cls.by_pks(pks)}
+        waiting = [found[pk] for pk in map(cls._meta.pk.to_python, pks) if pk in found and found[pk].status == cls.Status.QUEUED]
         claimed = cls.transition_many([(job, {"status": cls.Status.QUEUED}, *job.claiming()) for job in waiting])
         return [job for job, won in zip(waiting, claimed) if won]
 

@@ -1,4 +1,5 @@
-"""Celery tasks: classify one image, and sweep jobs that got stuck.
+"""Celery tasks: classify an image (with the jobs announced since the last batch), and sweep
+jobs that got stuck.
 
 Tasks take ids, are safe to run twice (a job is claimed by a conditional update and its
 outcome written only over a running job), and do their slow I/O outside any transaction.
@@ -10,6 +11,7 @@ import time
 from datetime import timedelta
 
 import numpy as np
+import redis
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -20,15 +22,12 @@ from django.utils import timezone
 from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
 
+from classifier import batching
 from classifier.models import Classification
 from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 Status = Classification.Status
-# Batch companions this process ended lately, oldest first: their own messages arrive after
-# they are done and are dropped without asking the database.
-ENDED_HERE_LIMIT = 4096
-ended_here: dict[str, None] = {}
 
 
 class TransientError(Exception):
@@ -119,27 +118,24 @@ def end_with_error(job: Classification, exc: Exception) -> bool:
     return True
 
 
-def remember_ended(jobs):
-    for job in jobs:
-        ended_here[str(job.pk)] = None
-    while len(ended_here) > ENDED_HERE_LIMIT:
-        del ended_here[next(iter(ended_here))]
-
-
-def others_waiting() -> bool:
-    """Whether more messages wait in the classify queue. Only then can a batch find companions,
-    so only then is the database asked for them: under light load that query (3.9 ms) was
-    most of a job's database work, and this check takes 0.3 ms."""
-    from amqp.exceptions import ChannelError
-
+def announced_companions(limit: int, own_pk: str) -> list[Classification]:
+    """Up to `limit` announced jobs besides the message's own, claimed to run with it
+    (`classifier.batching`). The next announced job, when more wait, gets its message here."""
     try:
-        with classify.app.pool.acquire(block=True) as connection:
-            queue = connection.default_channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE, passive=True)
-            return queue.message_count > 0
-    except ChannelError:  # kombu's Redis transport answers "no such queue" for an empty one
-        return False
-    except Exception:  # the broker is in trouble: let the database say
-        return True
+        pks, next_pk = batching.take(limit, own_pk)
+    except redis.RedisError as exc:  # the announced jobs wait for the next message, or the sweep
+        log.warning("announced jobs not taken: %s", exc)
+        return []
+    if next_pk:
+        try:
+            classify.delay(next_pk)
+        except Exception as exc:  # kombu raises many kinds when the broker is away
+            log.warning("classification %s left queued for the stuck-job sweep: %s", next_pk, exc)
+    try:
+        return Classification.claim_announced(pks) if pks else []
+    except PyMongoError as exc:
+        log.warning("announced jobs %s left queued for the stuck-job sweep: %s", ", ".join(pks), exc)
+        return []
 
 
 def requeue_now(job: Classification):
@@ -172,29 +168,19 @@ def preload_model(**kwargs):
     time_limit=settings.CLASSIFY_TIME_LIMIT,
 )
 def classify(self, classification_id: str):
+    """Classify this message's job, if it still waits (or its worker died), together with
+    the jobs announced since the last batch took its own."""
     from classifier.inference import ArtifactError, NoActiveModel
 
-    if classification_id in ended_here:
-        return
     try:
-        job = Classification.by_pk(classification_id)
-        if job.is_finished:
-            return
-        # A job still "running" after the hard time limit lost its worker: take it over.
-        if not job.claim(stale_before=timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)):
-            return
-    except Classification.DoesNotExist:
-        return
+        job = claimed_job(classification_id)
     except PyMongoError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
-    if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
-        job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")
+    companions = announced_companions(settings.CLASSIFY_BATCH_SIZE - (1 if job else 0), classification_id)
+    jobs = ([job] if job else []) + companions
+    if not jobs:
         return
-    jobs = [job]
     try:
-        # Adaptive batching: jobs queued behind this one run in the same model call.
-        if others_waiting():
-            jobs += Classification.claim_queued(settings.CLASSIFY_BATCH_SIZE - 1, exclude=[job.pk])
         errors = run_inference(jobs)
     except NoActiveModel as exc:
         for each in jobs:
@@ -210,11 +196,10 @@ def classify(self, classification_id: str):
         return
     except (PyMongoError, OSError) as exc:
         errors = {each.pk: exc for each in jobs}
-    for companion in jobs[1:]:
+    for companion in companions:
         if companion.pk in errors and not end_with_error(companion, errors[companion.pk]):
             requeue_now(companion)
-    remember_ended(companion for companion in jobs[1:] if companion.is_finished)
-    exc = errors.get(job.pk)
+    exc = errors.get(job.pk) if job else None
     if exc is None or end_with_error(job, exc):
         return
     if self.request.retries >= settings.CLASSIFY_MAX_RETRIES:
@@ -224,6 +209,22 @@ def classify(self, classification_id: str):
     # Back to queued, so the retry can claim it again.
     job.release()
     raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
+
+
+def claimed_job(classification_id: str) -> Classification | None:
+    """The message's job, claimed for this worker; None when it has ended, another worker
+    runs it (or ran it in a batch), or it was attempted too often (then failed here)."""
+    try:
+        job = Classification.by_pk(classification_id)
+    except Classification.DoesNotExist:
+        return None
+    # A job still "running" after the hard time limit lost its worker: take it over.
+    if job.is_finished or not job.claim(stale_before=timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)):
+        return None
+    if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
+        job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")
+        return None
+    return job
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT, time_limit=settings.CLASSIFY_TIME_LIMIT)

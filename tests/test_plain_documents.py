@@ -1,4 +1,5 @@
-"""Classification.by_pk: one result read with a plain find_one holds exactly what the ORM reads."""
+"""Classification.by_pk and insert: results read and written with plain pymongo calls hold exactly
+what the ORM reads and writes."""
 
 import pytest
 from bson import ObjectId
@@ -33,3 +34,20 @@ def test_no_such_result_and_no_id_at_all():
         Classification.by_pk(ObjectId())
     with pytest.raises(ValidationError):
         Classification.by_pk("not an id")
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_an_inserted_record_is_stored_as_the_orm_stores_it(alice, owned):
+    from django.db import connection
+
+    values = dict(
+        owner=alice if owned else None, session_key="" if owned else "abc", image_key="images/x/2026/12/a.jpg",
+        original_filename="photo.jpg", sha256="c" * 64, size=1239, format="JPEG", width=32, height=32,
+    )  # fmt: skip
+    created, inserted = Classification.objects.create(**values), Classification.insert(**values)
+    collection = connection.database[Classification._meta.db_table]
+    through_orm, direct = collection.find_one({"_id": created.pk}), collection.find_one({"_id": inserted.pk})
+    for stamp in ("created_at", "queued_at"):
+        assert abs(through_orm.pop(stamp) - direct.pop(stamp)).total_seconds() < 5
+    assert {**through_orm, "_id": None} == {**direct, "_id": None}
+    assert not inserted._state.adding and Classification.by_pk(inserted.pk).owner_id == (alice.pk if owned else None)

@@ -102,7 +102,7 @@ def run_inference(jobs: list[Classification]) -> dict:
         predictions = inference.top_k(job_probabilities, version.class_names, settings.TOP_K)
         endings.append(job.finishing(version, job_probabilities, predictions, timings, thumbnail_key))
     for (job, fields), ended in zip(endings, Classification.end_many(endings)):
-        if not ended:
+        if not ended and fields["thumbnail_key"] != job.image_key:
             storages["default"].delete(fields["thumbnail_key"])  # the job was ended elsewhere meanwhile
     return errors
 

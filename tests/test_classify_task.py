@@ -39,7 +39,7 @@ def run(job):
 
 
 def test_a_job_ends_done_with_the_full_result(alice, active_model):
-    job = run(stored(alice))
+    job = run(stored(alice, badimages.jpeg((400, 300))))
     assert job.status == Status.DONE
     assert job.model_version == active_model and job.model_name == "tiny v1"
     assert job.class_names == ["blue", "green", "red"]
@@ -56,6 +56,14 @@ def test_a_job_ends_done_with_the_full_result(alice, active_model):
     assert job.thumbnail_key.startswith("thumbnails/")
     job.delete()
     assert not storages["default"].exists(job.thumbnail_key) and not storages["default"].exists(job.image_key)
+
+
+def test_a_jpeg_no_larger_than_a_thumbnail_is_its_own(alice, active_model):
+    small, png = run(stored(alice)), run(stored(alice, badimages.encode(badimages.photo(), "PNG")))
+    assert small.thumbnail_key == small.image_key
+    assert png.thumbnail_key.startswith("thumbnails/")  # served as a JPEG like every thumbnail
+    small.delete()
+    assert not storages["default"].exists(small.image_key)
 
 
 def test_running_twice_changes_nothing(alice, active_model):
@@ -236,8 +244,9 @@ def test_a_batch_claims_and_ends_its_jobs_each_only_where_the_stored_state_allow
     assert Classification.transition_many([]) == []
 
 
-def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alice, active_model, monkeypatch):
-    first, swept, last = submitted(alice), submitted(alice), submitted(alice)
+@pytest.mark.parametrize("side", [400, 64])  # a thumbnail of its own, or the original as one
+def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alice, active_model, monkeypatch, side):
+    first, swept, last = (submitted(alice, badimages.jpeg((side, side))) for _ in range(3))
     end_many, store_thumbnail = Classification.end_many, Classification.store_thumbnail
     thumbnails, signalled = {}, []
     monkeypatch.setattr("classifier.models.notify.jobs_ended", signalled.extend)
@@ -256,7 +265,9 @@ def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alic
     ended = {job.pk: Classification.objects.get(pk=job.pk) for job in (first, swept, last)}
     assert ended[first.pk].status == ended[last.pk].status == Status.DONE
     assert (ended[swept.pk].status, ended[swept.pk].error, ended[swept.pk].thumbnail_key) == (Status.FAILED, "abandoned", "")
-    assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [True, False, True]
+    made_one = side > 256  # and deleted it: the job ended elsewhere
+    assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [True, not made_one, True]
+    assert storages["default"].exists(swept.image_key)
     assert sorted(signalled) == sorted([first.pk, last.pk])  # the sweeper signals its own
 
 

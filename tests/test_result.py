@@ -26,7 +26,8 @@ def test_owner_sees_the_page_status_and_image(alice_client, job):
     assert b"".join(image.streaming_content) == job.read_image()
 
 
-def test_thumbnail_is_the_original_until_the_worker_made_one(alice_client, job):
+def test_thumbnail_is_the_original_until_the_worker_made_one(alice_client, alice, active_model):
+    job = Classification.store(badimages.jpeg((400, 300)), owner=alice, filename="big.jpg")
     url = reverse("result_thumbnail", args=[job.pk])
     assert b"".join(alice_client.get(url).streaming_content) == job.read_image()
     classify.apply(args=[str(job.pk)])

@@ -42,6 +42,23 @@ def database():
             server.stop()
 
 
+@contextlib.contextmanager
+def redis_url():
+    """The Redis at REDIS_URL, else a throwaway embedded one (the cache, throttles and API
+    tokens of the requests live there)."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    sys.path.insert(0, str(ROOT))
+    from imageclass.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(":memory:", free_port()).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
 def seed(collection, template: dict, start: int, stop: int, newest):
     """Results start..stop-1 of the history, one a minute going back from `newest`."""
     from bson import ObjectId
@@ -99,8 +116,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    with database() as (uri, engine):
-        os.environ.update(MONGODB_URI=uri, MONGODB_NAME=BENCH_DATABASE, DJANGO_SETTINGS_MODULE="imageclass.settings")
+    with database() as (uri, engine), redis_url() as redis:
+        os.environ.update(MONGODB_URI=uri, MONGODB_NAME=BENCH_DATABASE, REDIS_URL=redis, DJANGO_SETTINGS_MODULE="imageclass.settings")
         sys.path.insert(0, str(ROOT))
         import django
 

@@ -242,6 +242,7 @@ class PlainDocuments:
 
     @classmethod
     def from_document(cls, document: dict):
+        """The record that a stored document (as find returns it) holds."""
         fields = cls._meta.concrete_fields
         values = []
         for field, converters in zip(fields, cls._converters()):
@@ -372,7 +373,7 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     top_probability = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started running
-    claim_token = models.CharField(max_length=32, blank=True)  # of the claim that started the last one
+    claim_token = models.CharField(max_length=32, blank=True)  # the last claim's: a batch's claim reads which it won
     requeues = models.PositiveSmallIntegerField(default=0)  # times the sweep sent it again
     timings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -140,7 +140,7 @@ def announced_companions(limit: int, own_pk: str) -> list[Classification]:
 
 def requeue_now(job: Classification):
     """Give a job taken into another's batch back to the queue, with a message of its own
-    (the one it came with may already have been consumed while it ran)."""
+    (its batch's message carried it, and is done with)."""
     if job.release():
         classify.apply_async(args=[str(job.pk)], countdown=1)
 

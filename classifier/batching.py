@@ -9,8 +9,8 @@ work), and every upload paid for publishing one.
 
 What keeps every announced job moving: while the list holds ids, the flag is set and a message
 is on its way to take them (a take that leaves ids behind also takes the next one and sends
-its job a message; one that empties the list clears the flag, so the next upload sends one). Each step is one atomic
-script, so an upload and a take cannot interleave inside one. Whatever escapes this (a process
+its job a message; one that empties the list clears the flag, so the next upload sends one).
+Each step is one atomic script, so an upload and a take cannot interleave inside one. Whatever escapes this (a process
 killed between two steps, Redis lost) is a job left queued, which the stuck-job sweep sends
 again with a message of its own.
 """

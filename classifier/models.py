@@ -390,7 +390,7 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
             models.Index(fields=["owner", "-created_at", "-id"], name="classification_history_keyset"),
             models.Index(fields=["owner", "top_label", "-created_at", "-id"], name="classification_label_keyset"),
             models.Index(fields=["owner", "status", "-created_at", "-id"], name="classification_status_keyset"),
-            # Serves the claims of queued jobs (oldest first) and both of the sweep's queries.
+            # Serves both of the stuck-job sweep's queries (claims go by the announced ids).
             models.Index(fields=["status", "queued_at"], name="classification_sweep_queued"),
         ]
 
@@ -507,7 +507,7 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         ids = [found["_id"] for found in queued]
         stale_before = (now - time_limit).replace(tzinfo=None)  # pymongo reads naive UTC datetimes
         ids += [found["_id"] for found in running if found["started_at"] is None or found["started_at"] < stale_before]
-        return list(cls.objects.filter(pk__in=ids)) if ids else []
+        return cls.by_pks(ids) if ids else []
 
     def can_view(self, request) -> bool:
         """The owner, a user the owner shares their history with, or for an anonymous

@@ -271,7 +271,7 @@ def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alic
     assert sorted(signalled) == sorted([first.pk, last.pk])  # the sweeper signals its own
 
 
-def test_workers_claiming_the_same_queue_at_once_each_win_different_jobs(alice, active_model):
+def test_workers_claiming_the_same_announced_jobs_at_once_each_win_different_ones(alice, active_model):
     import threading
 
     from django.db import connections

@@ -180,10 +180,13 @@ def training_worker(env) -> subprocess.Popen:
 def web_server(port: int, env) -> subprocess.Popen:
     """gunicorn, as in production: Django's runserver took 44 ms to answer /healthz here against
     gunicorn's 1.8 ms. Many threads, because API clients may hold a request open while waiting
-    for their result (?wait=)."""
+    for their result (?wait=). Idle connections kept open for a while (gthread parks them off
+    its threads): with gunicorn's 2 s, a client sending its next request as the server closed
+    the connection got "connection reset" (seen in load runs and a `make run` smoke test)."""
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "imageclass.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--access-logfile", "-"],
+         "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--keep-alive", "75",
+         "--access-logfile", "-"],
         env=env, cwd=BASE_DIR, process_group=0,
     )  # fmt: skip
 

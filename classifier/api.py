@@ -146,12 +146,10 @@ def wait_for_end(pk, seconds: float) -> bool:
         return False
 
 
-def page_response(request, queryset):
+def page_response(request, results: history.History):
     cursor = request.query_params.get("cursor", "")
     direction, _, position = cursor.partition(":")
-    items, older, newer = history.page(
-        queryset, position if direction == "o" else "", position if direction == "n" else ""
-    )
+    items, older, newer = results.page(position if direction == "o" else "", position if direction == "n" else "")
 
     def link(value):
         if not value:
@@ -160,15 +158,15 @@ def page_response(request, queryset):
         query["cursor"] = value
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
-    results = ClassificationSerializer(items, many=True, context={"request": request}).data
-    return Response({"next": link(older and f"o:{older}"), "previous": link(newer and f"n:{newer}"), "results": results})
+    rendered = ClassificationSerializer(items, many=True, context={"request": request}).data
+    return Response({"next": link(older and f"o:{older}"), "previous": link(newer and f"n:{newer}"), "results": rendered})
 
 
-def filtered(request, owner):
+def filtered(request, owner) -> history.History:
     filters = ApiHistoryFilter(request.query_params)
     if not filters.is_valid():
         raise exceptions.ValidationError(filters.errors)
-    return filters.apply(Classification.objects.owned_by(owner))
+    return history.History(owner, filters)
 
 
 class ClassificationListView(APIView):

@@ -1,18 +1,20 @@
-"""Browsing a history: filters, keyset pagination and export, shared by the web views (and
-the API later). Every query starts from one owner's results, so the (owner, ...) indexes back it."""
+"""Browsing a history: filters, keyset pagination and export, shared by the web views and the
+API. Every query starts from one owner's results, so the (owner, ...) indexes back it."""
 
 import base64
 import binascii
 import csv
 import io
 import json
-from datetime import datetime, time
+import re
+from datetime import datetime, time, timedelta
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from django import forms
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
+from pymongo import ASCENDING, DESCENDING
 
 from classifier.models import Classification
 
@@ -32,27 +34,38 @@ class HistoryFilter(forms.Form):
     created_before = forms.DateField(required=False, label="To")
     probability_scale = 100  # the web form takes percentages
 
-    def apply(self, queryset):
+    def conditions(self) -> dict | None:
+        """The filter as MongoDB conditions, one flat condition per field (None when the form
+        is invalid: an invalid filter shows nothing)."""
         if not self.is_valid():
-            return queryset.none()
+            return None
         data = self.cleaned_data
+        conditions = {}
         if data["q"]:
-            queryset = queryset.filter(original_filename__icontains=data["q"])
+            conditions["original_filename"] = {"$regex": re.escape(data["q"]), "$options": "i"}
         if data["label"]:
-            queryset = queryset.filter(top_label=data["label"])
+            conditions["top_label"] = data["label"]
         if data["min_probability"] is not None:
-            queryset = queryset.filter(top_probability__gte=data["min_probability"] / self.probability_scale)
+            conditions["top_probability"] = {"$gte": data["min_probability"] / self.probability_scale}
         if data["status"]:
-            queryset = queryset.filter(status=data["status"])
+            conditions["status"] = data["status"]
+        created = {}
         if data["created_after"]:
-            queryset = queryset.filter(created_at__gte=day_start(data["created_after"]))
+            created["$gte"] = stored("created_at", day_start(data["created_after"]))
         if data["created_before"]:
-            queryset = queryset.filter(created_at__lt=day_start(data["created_before"]) + timezone.timedelta(days=1))
-        return queryset
+            created["$lt"] = stored("created_at", day_start(data["created_before"]) + timedelta(days=1))
+        if created:
+            conditions["created_at"] = created
+        return conditions
 
 
 def day_start(day):
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def stored(name: str, value):
+    """`value` of the Classification field `name` as the database holds it."""
+    return Classification._meta.get_field(name).get_db_prep_value(value, connection)
 
 
 def encode_cursor(item: Classification) -> str:
@@ -70,31 +83,83 @@ def decode_cursor(cursor: str):
         return None
 
 
-def page(queryset, older_than: str = "", newer_than: str = "", size: int = PAGE_SIZE):
-    """One page newest-first, keyed on (created_at, id): stable while new results arrive,
-    and as fast deep in the history as at its start. Returns (items, older, newer) cursors."""
-    ordered = queryset.order_by("-created_at", "-id")
-    if newer_than and (position := decode_cursor(newer_than)):
+class History:
+    """One owner's results that pass a filter, read newest first, in pages or all.
+
+    Read with plain finds, not the ORM: its pipelines put an `$addFields` of the sort keys
+    before the `$sort` (which stops MongoDB from taking the sort from an index: a blocking
+    sort of the whole history) and spell two conditions as `$and` and a keyset position as
+    `$or` (which the embedded engine answers by scanning every result). Here the conditions
+    are flat, the order is the (owner, created_at, id) indexes' own, and a keyset position is
+    two ranges of that order, so every read is an index scan that stops at the page size."""
+
+    NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+    OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+
+    def __init__(self, owner, filters: HistoryFilter):
+        conditions = filters.conditions()
+        self.empty = conditions is None
+        self.conditions = {Classification._meta.get_field("owner").column: owner.pk, **(conditions or {})}
+
+    def find(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0):
+        """The pymongo cursor over the results meeting `conditions` (the history's own when
+        None), in `order`."""
+        collection = connection.database[Classification._meta.db_table]
+        return collection.find(self.conditions if conditions is None else conditions, sort=order, limit=limit)
+
+    def read(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0) -> list[Classification]:
+        if self.empty:
+            return []
+        return [Classification.from_document(document) for document in self.find(conditions, order, limit)]
+
+    def __iter__(self):
+        """Every result, newest first, fetched from the database a batch at a time."""
+        if not self.empty:
+            for document in self.find().batch_size(500):
+                yield Classification.from_document(document)
+
+    def admits(self, created_at) -> bool:
+        """Whether the filter's date range, if any, holds the stored moment `created_at`."""
+        bounds = self.conditions.get("created_at", {})
+        return bounds.get("$gte", created_at) <= created_at and ("$lt" not in bounds or created_at < bounds["$lt"])
+
+    def created(self, operator: str, created_at) -> dict:
+        """The history's conditions with `operator` ("$lt" or "$gt") `created_at` added to its
+        date range (where "$lt" meets the filter's own, the tighter holds)."""
+        bounds = dict(self.conditions.get("created_at", {}))
+        bounds[operator] = min(created_at, bounds[operator]) if operator in bounds else created_at
+        return {**self.conditions, "created_at": bounds}
+
+    def beyond(self, position, limit: int, newer: bool) -> list[Classification]:
+        """Up to `limit` results past the (created_at, id) `position` in reading order: older
+        ones newest first, or newer ones oldest first. The results created at that very
+        moment come first, from a read of their own (with the moment as a plain value: the
+        embedded engine scans the collection for `{"$eq": ...}` next to an `_id` range)."""
         created, pk = position
-        items = list(
-            queryset.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=pk)).order_by("created_at", "id")[: size + 1]
-        )
-        has_newer = len(items) > size
-        items = items[:size][::-1]
-        has_older = True
-    else:
-        if older_than and (position := decode_cursor(older_than)):
-            created, pk = position
-            ordered = ordered.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
-            has_newer = True
+        created_at = stored("created_at", created)
+        order, past = (self.OLDEST_FIRST, "$gt") if newer else (self.NEWEST_FIRST, "$lt")
+        items = []
+        if self.admits(created_at):
+            items = self.read({**self.conditions, "created_at": created_at, "_id": {past: pk}}, order, limit)
+        if len(items) < limit:
+            items += self.read(self.created(past, created_at), order, limit - len(items))
+        return items
+
+    def page(self, older_than: str = "", newer_than: str = "", size: int = PAGE_SIZE):
+        """One page newest-first, keyed on (created_at, id): stable while new results arrive,
+        and as fast deep in the history as at its start. Returns (items, older, newer) cursors."""
+        if newer_than and (position := decode_cursor(newer_than)):
+            items = self.beyond(position, size + 1, newer=True)
+            has_newer, has_older = len(items) > size, True
+            items = items[:size][::-1]
         else:
-            has_newer = False
-        items = list(ordered[: size + 1])
-        has_older = len(items) > size
-        items = items[:size]
-    older = encode_cursor(items[-1]) if items and has_older else ""
-    newer = encode_cursor(items[0]) if items and has_newer else ""
-    return items, older, newer
+            position = decode_cursor(older_than) if older_than else None
+            items = self.beyond(position, size + 1, newer=False) if position else self.read(limit=size + 1)
+            has_newer, has_older = position is not None, len(items) > size
+            items = items[:size]
+        older = encode_cursor(items[-1]) if items and has_older else ""
+        newer = encode_cursor(items[0]) if items and has_newer else ""
+        return items, older, newer
 
 
 def export_row(item: Classification) -> dict:
@@ -121,7 +186,7 @@ def spreadsheet_safe(value):
     return value
 
 
-def export_csv(queryset):
+def export_csv(results: History):
     """CSV lines, streamed: the first byte leaves before the whole history is read."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
@@ -134,13 +199,13 @@ def export_csv(queryset):
 
     writer.writeheader()
     yield flush()
-    for item in queryset.order_by("-created_at", "-id").iterator(chunk_size=500):
+    for item in results:
         writer.writerow({k: spreadsheet_safe(v) for k, v in export_row(item).items()})
         yield flush()
 
 
-def export_json(queryset):
+def export_json(results: History):
     yield "["
-    for index, item in enumerate(queryset.order_by("-created_at", "-id").iterator(chunk_size=500)):
+    for index, item in enumerate(results):
         yield ("," if index else "") + "\n" + json.dumps(export_row(item))
     yield "\n]\n"

@@ -32,8 +32,7 @@ def visible_classification(request, pk) -> Classification:
 
 def history_page(request, owner, *, read_only):
     filters = HistoryFilter(request.GET)
-    queryset = filters.apply(Classification.objects.owned_by(owner))
-    items, older, newer = history.page(queryset, request.GET.get("older", ""), request.GET.get("newer", ""))
+    items, older, newer = history.History(owner, filters).page(request.GET.get("older", ""), request.GET.get("newer", ""))
     query = request.GET.copy()
     for key in ("older", "newer"):
         query.pop(key, None)
@@ -111,13 +110,12 @@ def feedback(request, pk):
 def export(request, fmt):
     if fmt not in ("csv", "json"):
         raise Http404
-    filters = HistoryFilter(request.GET)
-    queryset = filters.apply(Classification.objects.owned_by(request.user))
+    results = history.History(request.user, HistoryFilter(request.GET))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     if fmt == "csv":
-        response = StreamingHttpResponse(history.export_csv(queryset), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(history.export_csv(results), content_type="text/csv; charset=utf-8")
     else:
-        response = StreamingHttpResponse(history.export_json(queryset), content_type="application/json")
+        response = StreamingHttpResponse(history.export_json(results), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="imageclass-history-{stamp}.{fmt}"'
     return response
 

@@ -1,0 +1,125 @@
+"""The history's reads (classifier.history.History): the same results as the ORM would give,
+pages that visit each result once in both directions, and every read an index scan."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from classifier.history import History, HistoryFilter
+from classifier.models import Classification
+from tests.conftest import make_result
+
+LABELS = ("cat", "dog", "ship")
+
+
+@pytest.fixture
+def histories(alice, bob):
+    """Alice's 30 results over 15 days, two at each moment (ties for the keyset), three labels,
+    some failed; bob's 3."""
+    start = timezone.now().replace(microsecond=0) - timedelta(days=15)
+    for n in range(30):
+        status = "failed" if n % 7 == 3 else "done"
+        make_result(alice, LABELS[n % 3], 0.3 + n / 50, status, f"photo-{n}.jpg", start + timedelta(days=n // 2))
+    for n in range(3):
+        make_result(bob, "cat", 0.9, created_at=start + timedelta(days=n))
+    return start
+
+
+def newest_first(queryset) -> list:
+    return list(queryset.order_by("-created_at", "-id").values_list("pk", flat=True))
+
+
+def test_each_filter_finds_what_the_orm_finds(alice, histories):
+    day = (histories + timedelta(days=5)).date()
+    mine = Classification.objects.filter(owner=alice)
+    expected = {
+        (): mine,
+        (("label", "dog"),): mine.filter(top_label="dog"),
+        (("status", "failed"),): mine.filter(status="failed"),
+        (("min_probability", "70"),): mine.filter(top_probability__gte=0.7),
+        (("q", "PHOTO-1"),): mine.filter(original_filename__icontains="photo-1"),
+        (("created_after", day),): mine.filter(created_at__gte=timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time()))),
+        (("created_before", day), ("label", "cat")): mine.filter(
+            top_label="cat", created_at__lt=timezone.make_aware(timezone.datetime.combine(day + timedelta(days=1), timezone.datetime.min.time()))
+        ),
+    }  # fmt: skip
+    for data, queryset in expected.items():
+        found = [item.pk for item in History(alice, HistoryFilter(dict(data)))]
+        assert found == newest_first(queryset) and found, data
+
+
+def test_a_result_read_by_the_history_is_the_orm_record(alice, histories):
+    item = History(alice, HistoryFilter({})).read(limit=1)[0]
+    record = Classification.objects.get(pk=item.pk)
+    assert {f.attname: getattr(item, f.attname) for f in Classification._meta.concrete_fields} == {
+        f.attname: getattr(record, f.attname) for f in Classification._meta.concrete_fields
+    }
+
+
+def test_an_invalid_filter_finds_nothing(alice, histories):
+    history = History(alice, HistoryFilter({"min_probability": "500"}))
+    assert list(history) == [] and history.page() == ([], "", "")
+
+
+# "up to a day": the filter's own upper bound meets the keyset's.
+PAGED = {"everything": lambda start: {}, "up to a day": lambda start: {"created_before": (start + timedelta(days=9)).date()},
+         "cats": lambda start: {"label": "cat"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("paged", PAGED)
+def test_pages_visit_each_result_once_both_ways(alice, histories, paged):
+    """Pages of 3 split the results created at one moment; each is seen once, in order."""
+    history = History(alice, HistoryFilter(PAGED[paged](histories)))
+    everything = [item.pk for item in history]
+    pages, older = [], ""
+    while True:
+        items, older, newer = history.page(older_than=older, size=3)
+        pages.append((items, newer))
+        if not older:
+            break
+    assert [item.pk for items, _ in pages for item in items] == everything
+    assert len(pages) > 2 and not pages[0][1]  # the first page has no newer one
+    backwards = []
+    newer = pages[-1][1]
+    while newer:
+        items, _, newer = history.page(newer_than=newer, size=3)
+        backwards = [item.pk for item in items] + backwards
+    assert backwards + [item.pk for item in pages[-1][0]] == everything
+
+
+def winning_stages(cursor) -> list[str]:
+    plan, stages = cursor.explain()["queryPlanner"]["winningPlan"], []
+    while plan:
+        stages.append(" ".join(filter(None, [plan.get("stage"), plan.get("indexName")])))
+        plan = plan.get("inputStage")
+    return stages
+
+
+def test_every_read_a_page_makes_is_an_index_scan(alice, histories, monkeypatch):
+    """The reads of a first, an older and a newer page, as the database plans them: an index
+    of the owner's results for each, never a scan of the collection (which the ORM's `$and`
+    and `$or` filters got on the embedded engine). Pages of 5 end between two results created
+    at the same moment, so the reads of those ties run too."""
+    reads, find = [], History.find
+
+    def recording(self, *args, **kwargs):
+        cursor = find(self, *args, **kwargs)
+        reads.append(cursor.clone())
+        return cursor
+
+    monkeypatch.setattr(History, "find", recording)
+    for data, index in [
+        ({}, "classification_history_keyset"),
+        ({"label": "cat"}, "classification_label_keyset"),
+        ({"status": "done"}, "classification_status_keyset"),
+        ({"created_after": histories.date(), "created_before": timezone.now().date()}, "classification_history_keyset"),
+    ]:
+        history = History(alice, HistoryFilter(data))
+        _, older, _ = history.page(size=5)
+        _, _, newer = history.page(older_than=older, size=5)
+        history.page(newer_than=newer, size=5)
+        assert len(reads) >= 5
+        for cursor in reads:
+            assert f"IXSCAN {index}" in winning_stages(cursor), (data, cursor.explain()["queryPlanner"]["parsedQuery"])
+        reads.clear()

@@ -87,11 +87,12 @@ class History:
     """One owner's results that pass a filter, read newest first, in pages or all.
 
     Read with plain finds, not the ORM: its pipelines put an `$addFields` of the sort keys
-    before the `$sort` (which stops MongoDB from taking the sort from an index: a blocking
-    sort of the whole history) and spell two conditions as `$and` and a keyset position as
-    `$or` (which the embedded engine answers by scanning every result). Here the conditions
-    are flat, the order is the (owner, created_at, id) indexes' own, and a keyset position is
-    two ranges of that order, so every read is an index scan that stops at the page size."""
+    between the `$match` and the `$sort` (MongoDB documents no optimization that moves a sort
+    ahead of an `$addFields`, so the order might not come from an index but from sorting the
+    whole history) and spell two conditions as `$and` and a keyset position as `$or` (which
+    the embedded engine answers by scanning every result). Here the conditions are flat, the
+    order is the (owner, ..., created_at, id) indexes' own, and a keyset position is two
+    ranges of that order, so every read is an index scan that can stop at the page size."""
 
     NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
     OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]

@@ -198,11 +198,6 @@ def signal_ended(pks: list):
         log.warning("could not signal the end of jobs %s: %s", ", ".join(map(str, pks)), exc)
 
 
-class ClassificationQuerySet(models.QuerySet):
-    def owned_by(self, user):
-        return self.filter(owner=user)
-
-
 class PlainDocuments:
     """Records read by id and inserted with plain pymongo calls, converted as the ORM converts
     what it reads and writes: the ORM compiles an aggregation pipeline for each read by id
@@ -380,8 +375,6 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ClassificationQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import Http404
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -78,7 +79,16 @@ class ClassificationSerializer(serializers.ModelSerializer):
         }
 
     def get_image_url(self, obj) -> str:
-        return self.context["request"].build_absolute_uri(reverse("api:classification-image", args=[obj.pk]))
+        before, after = self.image_url_around_id
+        return f"{before}{obj.pk}{after}"
+
+    @cached_property
+    def image_url_around_id(self) -> tuple[str, str]:
+        """An image URL's text before and after the result's id, found once for all the
+        results one serializer renders: reversing a URL for each cost 0.17 ms, 4 ms a page."""
+        marker = "0" * 24  # an ObjectId's length, so the URL pattern accepts it
+        before, _, after = self.context["request"].build_absolute_uri(reverse("api:classification-image", args=[marker])).partition(marker)
+        return before, after
 
 
 class ApiHistoryFilter(HistoryFilter):

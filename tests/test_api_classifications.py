@@ -67,6 +67,8 @@ def test_list_filters_and_cursor_pages(alice_api, alice, bob):
     assert len(second["results"]) == 6 and second["next"] is None
     ids = [r["id"] for r in first["results"] + second["results"]]
     assert ids == [str(r.pk) for r in sorted(results, key=lambda r: (r.created_at, r.pk), reverse=True)]
+    # Each result of a page links its own image (the URL is built once per page).
+    assert [r["image_url"] for r in first["results"]] == [f"http://testserver/api/v1/classifications/{i}/image/" for i in ids[:24]]
     back = alice_api.get(second["previous"]).json()
     assert [r["id"] for r in back["results"]] == [r["id"] for r in first["results"]]
     cats = alice_api.get("/api/v1/classifications/", {"label": "cat", "min_probability": 0.5}).json()["results"]

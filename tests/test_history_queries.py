@@ -1,7 +1,7 @@
 """The history's reads (classifier.history.History): the same results as the ORM would give,
 pages that visit each result once in both directions, and every read an index scan."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -14,24 +14,28 @@ LABELS = ("cat", "dog", "ship")
 
 
 @pytest.fixture
-def histories(alice, bob):
-    """Alice's 30 results over 15 days, two at each moment (ties for the keyset), three labels,
-    some failed; bob's 3."""
-    start = timezone.now().replace(microsecond=0) - timedelta(days=15)
+def start(alice, bob):
+    """Alice's 30 results over 15 days from the moment returned, two at each moment (ties for
+    the keyset), three labels, some failed; bob's 3."""
+    first = timezone.now().replace(microsecond=0) - timedelta(days=15)
     for n in range(30):
         status = "failed" if n % 7 == 3 else "done"
-        make_result(alice, LABELS[n % 3], 0.3 + n / 50, status, f"photo-{n}.jpg", start + timedelta(days=n // 2))
+        make_result(alice, LABELS[n % 3], 0.3 + n / 50, status, f"photo-{n}.jpg", first + timedelta(days=n // 2))
     for n in range(3):
-        make_result(bob, "cat", 0.9, created_at=start + timedelta(days=n))
-    return start
+        make_result(bob, "cat", 0.9, created_at=first + timedelta(days=n))
+    return first
 
 
 def newest_first(queryset) -> list:
     return list(queryset.order_by("-created_at", "-id").values_list("pk", flat=True))
 
 
-def test_each_filter_finds_what_the_orm_finds(alice, histories):
-    day = (histories + timedelta(days=5)).date()
+def midnight(day):
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def test_each_filter_finds_what_the_orm_finds(alice, start):
+    day = (start + timedelta(days=5)).date()
     mine = Classification.objects.filter(owner=alice)
     expected = {
         (): mine,
@@ -39,17 +43,15 @@ def test_each_filter_finds_what_the_orm_finds(alice, histories):
         (("status", "failed"),): mine.filter(status="failed"),
         (("min_probability", "70"),): mine.filter(top_probability__gte=0.7),
         (("q", "PHOTO-1"),): mine.filter(original_filename__icontains="photo-1"),
-        (("created_after", day),): mine.filter(created_at__gte=timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time()))),
-        (("created_before", day), ("label", "cat")): mine.filter(
-            top_label="cat", created_at__lt=timezone.make_aware(timezone.datetime.combine(day + timedelta(days=1), timezone.datetime.min.time()))
-        ),
+        (("created_after", day),): mine.filter(created_at__gte=midnight(day)),
+        (("created_before", day), ("label", "cat")): mine.filter(top_label="cat", created_at__lt=midnight(day + timedelta(days=1))),
     }  # fmt: skip
     for data, queryset in expected.items():
         found = [item.pk for item in History(alice, HistoryFilter(dict(data)))]
         assert found == newest_first(queryset) and found, data
 
 
-def test_a_result_read_by_the_history_is_the_orm_record(alice, histories):
+def test_a_result_read_by_the_history_is_the_orm_record(alice, start):
     item = History(alice, HistoryFilter({})).read(limit=1)[0]
     record = Classification.objects.get(pk=item.pk)
     assert {f.attname: getattr(item, f.attname) for f in Classification._meta.concrete_fields} == {
@@ -57,7 +59,7 @@ def test_a_result_read_by_the_history_is_the_orm_record(alice, histories):
     }
 
 
-def test_an_invalid_filter_finds_nothing(alice, histories):
+def test_an_invalid_filter_finds_nothing(alice, start):
     history = History(alice, HistoryFilter({"min_probability": "500"}))
     assert list(history) == [] and history.page() == ([], "", "")
 
@@ -68,9 +70,9 @@ PAGED = {"everything": lambda start: {}, "up to a day": lambda start: {"created_
 
 
 @pytest.mark.parametrize("paged", PAGED)
-def test_pages_visit_each_result_once_both_ways(alice, histories, paged):
+def test_pages_visit_each_result_once_both_ways(alice, start, paged):
     """Pages of 3 split the results created at one moment; each is seen once, in order."""
-    history = History(alice, HistoryFilter(PAGED[paged](histories)))
+    history = History(alice, HistoryFilter(PAGED[paged](start)))
     everything = [item.pk for item in history]
     pages, older = [], ""
     while True:
@@ -96,7 +98,7 @@ def winning_stages(cursor) -> list[str]:
     return stages
 
 
-def test_every_read_a_page_makes_is_an_index_scan(alice, histories, monkeypatch):
+def test_every_read_a_page_makes_is_an_index_scan(alice, start, monkeypatch):
     """The reads of a first, an older and a newer page, as the database plans them: an index
     of the owner's results for each, never a scan of the collection (which the ORM's `$and`
     and `$or` filters got on the embedded engine). Pages of 5 end between two results created
@@ -113,7 +115,7 @@ def test_every_read_a_page_makes_is_an_index_scan(alice, histories, monkeypatch)
         ({}, "classification_history_keyset"),
         ({"label": "cat"}, "classification_label_keyset"),
         ({"status": "done"}, "classification_status_keyset"),
-        ({"created_after": histories.date(), "created_before": timezone.now().date()}, "classification_history_keyset"),
+        ({"created_after": start.date(), "created_before": timezone.now().date()}, "classification_history_keyset"),
     ]:
         history = History(alice, HistoryFilter(data))
         _, older, _ = history.page(size=5)

@@ -1,7 +1,9 @@
 """The history's reads (classifier.history.History): the same results as the ORM would give,
 pages that visit each result once in both directions, and every read an index scan."""
 
+import sys
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -9,6 +11,10 @@ from django.utils import timezone
 from classifier.history import History, HistoryFilter
 from classifier.models import Classification
 from tests.conftest import make_result
+
+# The history bench's plan summary, the same chain of stages its table prints.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from history import plan_summary  # noqa: E402
 
 LABELS = ("cat", "dog", "ship")
 
@@ -90,14 +96,6 @@ def test_pages_visit_each_result_once_both_ways(alice, start, paged):
     assert backwards + [item.pk for item in pages[-1][0]] == everything
 
 
-def winning_stages(cursor) -> list[str]:
-    plan, stages = cursor.explain()["queryPlanner"]["winningPlan"], []
-    while plan:
-        stages.append(" ".join(filter(None, [plan.get("stage"), plan.get("indexName")])))
-        plan = plan.get("inputStage")
-    return stages
-
-
 def test_every_read_a_page_makes_is_an_index_scan(alice, start, monkeypatch):
     """The reads of a first, an older and a newer page, as the database plans them: an index
     of the owner's results for each, never a scan of the collection (which the ORM's `$and`
@@ -123,5 +121,5 @@ def test_every_read_a_page_makes_is_an_index_scan(alice, start, monkeypatch):
         history.page(newer_than=newer, size=5)
         assert len(reads) >= 5
         for cursor in reads:
-            assert f"IXSCAN {index}" in winning_stages(cursor), (data, cursor.explain()["queryPlanner"]["parsedQuery"])
+            assert f"IXSCAN {index}" in plan_summary(cursor), (data, cursor.explain()["queryPlanner"]["parsedQuery"])
         reads.clear()

@@ -207,10 +207,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "imageclass.throttling.UserRateThrottle",  # per user (per address when anonymous)
-        "imageclass.throttling.AddressRateThrottle",  # per address, whoever is logged in
-    ],
+    # Per user (per address when anonymous) at "<scope>", and per address whoever is logged in
+    # at "<scope>_address", in one Redis round trip.
+    "DEFAULT_THROTTLE_CLASSES": ["imageclass.throttling.WindowThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("API_THROTTLE_AUTH", "20/minute"),
         "upload": env_str("API_THROTTLE_UPLOAD", "60/minute"),

@@ -3,69 +3,79 @@
 DRF's throttles keep each client's request times as a pickled list in the cache: a read, then
 a write of the whole list. Concurrent requests overwrite each other's entries (so a client
 gets more than its rate), and every request moves the list both ways: thousands of entries
-for a busy address. Here each window is a Redis sorted set of request times, trimmed, counted
-and appended to by one Lua script: one round trip per throttle, exact under concurrency.
+for a busy address. Here each window is a Redis sorted set of request times, and one Lua
+script trims and counts every window a request falls in, then records it in all of them or in
+none: one round trip per request, exact under concurrency, and a request refused by one
+window (the address's, say) does not use up the caller's allowance in another.
 """
 
 import functools
 import os
 
 from django.conf import settings
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 
 from imageclass.cache import redis_client
 
-# KEYS[1]: the window; ARGV: window seconds, request limit, a unique member for this request.
-# Returns 0 when the request is allowed (and recorded), else the seconds until it would be.
-SLIDING_WINDOW = """
+# KEYS: the windows; ARGV[1]: a unique member for this request, then each window's seconds and
+# request limit. Returns 0 when the request is allowed (and recorded in every window), else the
+# seconds until every window would have room (and records nothing).
+SLIDING_WINDOWS = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('EXPIRE', KEYS[1], math.ceil(window))
-  return 0
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local window, limit = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local since = oldest[2] and tonumber(oldest[2]) or now
+    wait = math.max(wait, since + window - now, 0.001)
+  end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(math.max(tonumber(oldest[2]) + window - now, 0.001))
+if wait > 0 then
+  return tostring(wait)
+end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[2 * i])))
+end
+return 0
 """
 KEY_PREFIX = "imageclass:throttle:"
 
 
 @functools.cache
-def sliding_window(url: str):
-    return redis_client(url).register_script(SLIDING_WINDOW)
+def sliding_windows(url: str):
+    return redis_client(url).register_script(SLIDING_WINDOWS)
 
 
-class RedisWindowThrottle(SimpleRateThrottle):
-    """SimpleRateThrottle's rule (at most num_requests in any `duration` seconds), kept in Redis."""
+class WindowThrottle(ScopedRateThrottle):
+    """The view's throttle scope, counted per user (per address when anonymous) at the rate
+    "<scope>", and per client address whoever is logged in at "<scope>_address" (optional): one
+    address cannot multiply its rate with many accounts. SimpleRateThrottle's rule for each: at
+    most num_requests in any `duration` seconds."""
 
     def allow_request(self, request, view):
-        if self.rate is None:
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
             return True
-        key = self.get_cache_key(request, view)
-        if key is None:
+        address = self.get_ident(request)
+        caller = request.user.pk if request.user and request.user.is_authenticated else address
+        windows = [
+            (self.scope, caller, self.get_rate()),  # required: ImproperlyConfigured when missing
+            (f"{self.scope}_address", address, self.THROTTLE_RATES.get(f"{self.scope}_address")),
+        ]
+        keys, args = [], [os.urandom(8).hex()]  # two requests in one microsecond are still two
+        for scope, ident, rate in windows:
+            if rate is not None:
+                num_requests, duration = self.parse_rate(rate)
+                keys.append(KEY_PREFIX + self.cache_format % {"scope": scope, "ident": ident})
+                args += [duration, num_requests]
+        if not keys:
             return True
-        member = os.urandom(8).hex()  # two requests in one microsecond are still two
-        script = sliding_window(settings.REDIS_URL)
-        self.retry_after = float(script(keys=[KEY_PREFIX + key], args=[self.duration, self.num_requests, member]))
+        self.retry_after = float(sliding_windows(settings.REDIS_URL)(keys=keys, args=args))
         return self.retry_after == 0
 
     def wait(self):
         return self.retry_after
-
-
-class UserRateThrottle(ScopedRateThrottle, RedisWindowThrottle):
-    """The view's throttle scope, per user (per address when anonymous)."""
-
-
-class AddressRateThrottle(UserRateThrottle):
-    """The view's throttle scope counted per client address as well, whoever is logged in:
-    one address cannot multiply its rate with many accounts. Rates: "<scope>_address"."""
-
-    def get_rate(self):
-        return self.THROTTLE_RATES.get(f"{self.scope}_address")
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": f"{self.scope}_address", "ident": self.get_ident(request)}

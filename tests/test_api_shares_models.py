@@ -79,3 +79,14 @@ def test_one_address_cannot_multiply_its_rate_with_accounts(alice, bob, charlie,
     assert api_client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.8").status_code == 200
     forged = api_client_for(charlie).get("/api/v1/models/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.1")
     assert forged.status_code == 429
+
+
+def test_a_request_refused_by_one_window_counts_in_none(alice, monkeypatch):
+    """Refused by the address's window, alice's request does not use up her own allowance."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"read": "3/minute", "read_address": "2/minute"})
+    api = api_client_for(alice)
+    statuses = [api.get("/api/v1/models/", REMOTE_ADDR=address).status_code
+                for address in ["198.51.100.7"] * 3 + ["198.51.100.8"] * 2]  # fmt: skip
+    assert statuses == [200, 200, 429, 200, 429]

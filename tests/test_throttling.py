@@ -1,4 +1,4 @@
-"""The API's rate limits (imageclass.throttling): a sliding window per user and per address,
+"""The API's rate limits (imageclass.throttling): sliding windows per user and per address,
 kept in Redis. Their effect on requests (429 with Retry-After, one address with many accounts)
 is tested with the API in test_api_shares_models."""
 
@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import ScopedRateThrottle
 
-from imageclass.throttling import UserRateThrottle
+from imageclass.throttling import WindowThrottle
 from tests.conftest import api_client_for
 
 
@@ -20,13 +20,13 @@ def test_concurrent_requests_are_counted_exactly(db, monkeypatch):
     request = Request(APIRequestFactory().get("/api/v1/models/", REMOTE_ADDR="198.51.100.9"))
     request.user = AnonymousUser()
     allowed = []
-    threads = [threading.Thread(target=lambda: allowed.append(UserRateThrottle().allow_request(request, view))) for _ in range(40)]
+    threads = [threading.Thread(target=lambda: allowed.append(WindowThrottle().allow_request(request, view))) for _ in range(40)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert allowed.count(True) == 10
-    throttle = UserRateThrottle()
+    throttle = WindowThrottle()
     assert not throttle.allow_request(request, view) and 59 < throttle.wait() <= 60
 
 

@@ -143,8 +143,11 @@ def main():
         collection = connection.database[Classification._meta.db_table]
         template = collection.find_one({"_id": template_job.pk})
         collection.delete_one({"_id": template_job.pk})
-        web, api = Client(), Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(owner)}")
+        web, api, staff = Client(), Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(owner)}"), Client()
         web.force_login(owner)
+        staff.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "bench password 1"))
+        admin_list = "/admin/classifier/classification/"
+        admin_order = [("created_at", -1), ("_id", -1)]  # the admin's ordering; its page is an ORM aggregate
         everything = history.History(owner, history.HistoryFilter({}))
 
         def reads(**filters):  # the cursor of a filtered page's read, for its plan
@@ -169,6 +172,9 @@ def main():
                     ("API page at 90% depth", lambda: api.get(f"/api/v1/classifications/?cursor=o:{cursor}"),
                      everything.find(older_than_deep, limit=history.PAGE_SIZE + 1)),
                     ("CSV export, first byte", lambda: first_byte(web, "/history/export.csv"), everything.find()),
+                    ("admin: all results", lambda: staff.get(admin_list), collection.find().sort(admin_order).limit(100)),
+                    ("admin: search", lambda: staff.get(f"{admin_list}?q=photo-77"),
+                     collection.find({"original_filename": {"$regex": "photo\\-77", "$options": "i"}}).sort(admin_order).limit(100)),
                 ]  # fmt: skip
                 for name, request, read in requests:
                     rows.append({

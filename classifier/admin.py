@@ -222,8 +222,8 @@ class ResultsChangeList(ChangeList):
 
 
 class ResultsAdmin(admin.ModelAdmin):
-    """A list of results: owners fetched in one query, counts and search without a scan of the
-    users or a second count of everything."""
+    """A list of results whose page reads no more than the page: owners in one query, no count
+    of everything, no join in the search."""
 
     paginator = ResultsPaginator
     show_full_result_count = False

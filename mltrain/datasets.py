@@ -115,6 +115,8 @@ def unpack_shared_cifar10(archive: Path, destination: Path) -> Path:
     folder = Path(destination) / "cifar10" / "train"
     if folder.is_dir():
         return folder
+    if not Path(archive).is_file():
+        raise FileNotFoundError(f"no CIFAR-10 archive at {archive}: set SHARED_CIFAR10_ARCHIVE to the shared cifar10-train-jpeg.tar.gz")
     digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()
     if digest != SHARED_CIFAR10_ARCHIVE_SHA256:
         raise ValueError(f"{archive} has sha256 {digest}, expected {SHARED_CIFAR10_ARCHIVE_SHA256}")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from classifier.preprocessing import load_image_array
-from mltrain.datasets import image_folder_files, load_image_folder, stratified_sample, stratified_split
+from mltrain.datasets import image_folder_files, load_image_folder, stratified_sample, stratified_split, unpack_shared_cifar10
 from tests.imagefolder import make_image_folder
 
 
@@ -56,3 +56,13 @@ def test_bad_folders_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no images"):
         image_folder_files(tmp_path)
+
+
+def test_the_shared_archive_is_found_and_checked_before_unpacking(tmp_path):
+    with pytest.raises(FileNotFoundError, match="set SHARED_CIFAR10_ARCHIVE"):
+        unpack_shared_cifar10(tmp_path / "missing.tar.gz", tmp_path / "out")
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"not the archive")
+    with pytest.raises(ValueError, match="expected 78475cac"):
+        unpack_shared_cifar10(other, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -197,6 +197,12 @@ class CorrectedLabelFilter(LabelFilter):
     title = "corrected label"
     parameter_name = "corrected_label"
 
+    def values(self):
+        """The registered classes and the new ones owners gave: those are read from the
+        corrections alone, which the corrections list reads anyway."""
+        given = Classification.objects.exclude(corrected_label="").values_list("corrected_label", flat=True).distinct()
+        return sorted({*super().values(), *given})
+
 
 class ModelNameFilter(ChoicesFilter):
     title = "model"

@@ -78,10 +78,12 @@ def test_admin_deletes_selected_results(admin_client, results):
     assert not Classification.objects.filter(pk__in=doomed).exists() and Classification.objects.count() == 2
 
 
-def test_corrections_list(admin_client, results):
+def test_corrections_list(admin_client, alice, results):
+    make_result(alice, "blue", filename="otter.jpg").correct("otter")  # a class no model has yet
     page = admin_client.get(reverse("admin:classifier_correction_changelist"), {"corrected_label": "green"})
     assert page.status_code == 200 and listed(page) == {"bob-fixed.jpg"}
-    assert "?corrected_label=blue" in page.content.decode()  # the registered classes are offered
+    offered = page.content.decode()
+    assert "?corrected_label=blue" in offered and "?corrected_label=otter" in offered  # registered and given
 
 
 def test_admin_images_need_staff(client, alice):

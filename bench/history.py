@@ -78,14 +78,23 @@ def seed(collection, template: dict, start: int, stop: int, newest):
         collection.insert_many(chunk, ordered=False)
 
 
-def plan_summary(cursor) -> str:
-    """The winning plan of a pymongo cursor as a chain of stages, e.g. `SORT < FETCH < IXSCAN
-    classification_history_keyset`."""
+def plan_summary(read) -> str:
+    """The winning plan of a read, a pymongo cursor or a (collection, aggregation pipeline)
+    pair, as a chain of stages, e.g. `SORT < FETCH < IXSCAN classification_history_keyset`;
+    a pipeline's stages after the query it starts with lead, e.g. `$facet < FETCH < IXSCAN ...`."""
     try:
-        explained = cursor.explain()
+        if isinstance(read, tuple):
+            collection, pipeline = read
+            command = {"aggregate": collection.name, "pipeline": pipeline, "cursor": {}}
+            explained = collection.database.command("explain", command)
+        else:
+            explained = read.explain()
     except Exception as exc:  # an engine without explain still gets its timings
         return f"(no explain: {type(exc).__name__})"
-    stage, chain = explained.get("queryPlanner", {}).get("winningPlan", {}), []
+    stages = explained.get("stages", [])
+    planner = explained.get("queryPlanner") or (stages[0].get("$cursor", {}).get("queryPlanner", {}) if stages else {})
+    chain = [name for stage in reversed(stages[1:]) for name in stage]
+    stage = planner.get("winningPlan", {})
     stage = stage.get("queryPlan", stage)
     while stage:
         chain.append(" ".join(filter(None, [stage.get("stage"), stage.get("indexName")])))
@@ -150,8 +159,11 @@ def main():
         admin_order = [("created_at", -1), ("_id", -1)]  # the admin's ordering; its page is an ORM aggregate
         everything = history.History(owner, history.HistoryFilter({}))
 
-        def reads(**filters):  # the cursor of a filtered page's read, for its plan
-            return history.History(owner, history.HistoryFilter(filters)).find(limit=history.PAGE_SIZE + 1)
+        def reads(**filters):  # a filtered first page's read, for its plan
+            results = history.History(owner, history.HistoryFilter(filters))
+            if results.windowed:
+                return results.collection, results.window(results.conditions, results.NEWEST_FIRST, history.PAGE_SIZE + 1)
+            return results.find(limit=history.PAGE_SIZE + 1)
 
         rows, seeded = [], 0
         try:

@@ -111,7 +111,8 @@ LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=Classification.Status.values),
     OpenApiParameter("created_after", OpenApiTypes.DATE, description="on or after this day"),
     OpenApiParameter("created_before", OpenApiTypes.DATE, description="on or before this day"),
-    OpenApiParameter("q", str, description="original filename contains"),
+    OpenApiParameter("q", str, description="original filename contains; with `q` or `min_probability` a page "
+                     f"reads at most {history.SCAN_WINDOW:,} results, so it may be short or empty and still have `next`"),
 ]
 UPLOAD_WAIT_PARAMETER = OpenApiParameter(
     "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for the job to end before "

@@ -19,6 +19,13 @@ from pymongo import ASCENDING, DESCENDING
 from classifier.models import Classification
 
 PAGE_SIZE = 24
+# No index holds these conditions, so a read with them filters the indexed order as it goes:
+# a page scans at most SCAN_WINDOW results and may come back short, with a cursor past them,
+# rather than scan an owner's whole history for a rare filename.
+SCAN_WINDOW = 5000
+UNINDEXED = ("original_filename", "top_probability")
+# Ids below and above every ObjectId: positions before and after all the results of a moment.
+FIRST_ID, LAST_ID = ObjectId("0" * 24), ObjectId("f" * 24)
 EXPORT_FIELDS = (
     "id", "created_at", "status", "original_filename", "source_url", "top_label", "top_probability",
     "model_version", "format", "width", "height", "error",
@@ -68,9 +75,13 @@ def stored(name: str, value):
     return Classification._meta.get_field(name).get_db_prep_value(value, connection)
 
 
-def encode_cursor(item: Classification) -> str:
-    raw = f"{item.created_at.isoformat()}|{item.pk}".encode()
+def encode_position(created_at: datetime, pk: ObjectId) -> str:
+    raw = f"{created_at.isoformat()}|{pk}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def encode_cursor(item: Classification) -> str:
+    return encode_position(item.created_at, item.pk)
 
 
 def decode_cursor(cursor: str):
@@ -92,26 +103,62 @@ class History:
     whole history) and spell two conditions as `$and` and a keyset position as `$or` (which
     the embedded engine answers by scanning every result). Here the conditions are flat, the
     order is the (owner, ..., created_at, id) indexes' own, and a keyset position is two
-    ranges of that order, so every read is an index scan that can stop at the page size."""
+    ranges of that order, so every read is an index scan that can stop at the page size; a
+    page with unindexed conditions stops at `scan_window` results at most."""
 
     NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
     OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+    scan_window = SCAN_WINDOW
 
     def __init__(self, owner, filters: HistoryFilter):
         conditions = filters.conditions()
         self.empty = conditions is None
         self.conditions = {Classification._meta.get_field("owner").column: owner.pk, **(conditions or {})}
+        self.windowed = any(name in self.conditions for name in UNINDEXED)
+
+    @property
+    def collection(self):
+        return connection.database[Classification._meta.db_table]
 
     def find(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0):
         """The pymongo cursor over the results meeting `conditions` (the history's own when
         None), in `order`."""
-        collection = connection.database[Classification._meta.db_table]
-        return collection.find(self.conditions if conditions is None else conditions, sort=order, limit=limit)
+        return self.collection.find(self.conditions if conditions is None else conditions, sort=order, limit=limit)
 
     def read(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0) -> list[Classification]:
         if self.empty:
             return []
         return [Classification.from_document(document) for document in self.find(conditions, order, limit)]
+
+    def window(self, conditions: dict, order, limit: int) -> list[dict]:
+        """The pipeline of a windowed read: the next `scan_window` results by the indexed
+        conditions (an index scan that stops there), then the unindexed ones on those alone.
+        Its one document holds the `page` and, when results lie beyond the window, the
+        window's last result and the one after it as `end`."""
+        indexed = {name: value for name, value in conditions.items() if name not in UNINDEXED}
+        unindexed = {name: value for name, value in conditions.items() if name in UNINDEXED}
+        size = self.scan_window
+        return [
+            {"$match": indexed},
+            {"$sort": dict(order)},
+            {"$limit": size + 1},
+            {"$facet": {
+                "page": [{"$limit": size}, {"$match": unindexed}, {"$limit": limit}],
+                "end": [{"$skip": size - 1}, {"$project": {"created_at": 1}}],
+            }},
+        ]  # fmt: skip
+
+    def scan(self, conditions: dict, order, limit: int) -> tuple[list[Classification], tuple | None]:
+        """Up to `limit` results meeting `conditions` in `order`, and the (created_at, id)
+        position the read stopped at when it stopped at its window before the end (else None)."""
+        if self.empty or not self.windowed:
+            return self.read(conditions, order, limit), None
+        [found] = self.collection.aggregate(self.window(conditions, order, limit))
+        items = [Classification.from_document(document) for document in found["page"]]
+        if len(found["end"]) < 2:
+            return items, None
+        end = Classification.from_document(found["end"][0])
+        return items, (end.created_at, end.pk)
 
     def __iter__(self):
         """Every result, newest first, fetched from the database a batch at a time."""
@@ -131,36 +178,43 @@ class History:
         bounds[operator] = min(created_at, bounds[operator]) if operator in bounds else created_at
         return {**self.conditions, "created_at": bounds}
 
-    def beyond(self, position, limit: int, newer: bool) -> list[Classification]:
-        """Up to `limit` results past the (created_at, id) `position` in reading order: older
-        ones newest first, or newer ones oldest first. The results created at that very
-        moment come first, from a read of their own (with the moment as a plain value: the
-        embedded engine scans the collection for `{"$eq": ...}` next to an `_id` range)."""
+    def beyond(self, position, limit: int, newer: bool) -> tuple[list[Classification], tuple | None]:
+        """Up to `limit` results past the (created_at, id) `position` in reading order (older
+        ones newest first, or newer ones oldest first), and where the read stopped short as
+        `scan` gives it. The results created at that very moment come first, from a read of
+        their own (with the moment as a plain value: the embedded engine scans the collection
+        for `{"$eq": ...}` next to an `_id` range)."""
         created, pk = position
         created_at = stored("created_at", created)
         order, past = (self.OLDEST_FIRST, "$gt") if newer else (self.NEWEST_FIRST, "$lt")
-        items = []
+        items, end = [], None
         if self.admits(created_at):
-            items = self.read({**self.conditions, "created_at": created_at, "_id": {past: pk}}, order, limit)
-        if len(items) < limit:
-            items += self.read(self.created(past, created_at), order, limit - len(items))
-        return items
+            items, end = self.scan({**self.conditions, "created_at": created_at, "_id": {past: pk}}, order, limit)
+        if len(items) < limit and end is None:
+            more, end = self.scan(self.created(past, created_at), order, limit - len(items))
+            items += more
+        return items, end
 
     def page(self, older_than: str = "", newer_than: str = "", size: int = PAGE_SIZE):
         """One page newest-first, keyed on (created_at, id): stable while new results arrive,
-        and as fast deep in the history as at its start. Returns (items, older, newer) cursors."""
+        and as fast deep in the history as at its start. Returns (items, older, newer) cursors.
+        A windowed read that stopped short has a cursor past what it scanned; an empty page
+        turns back from where it started, at the edge of that moment's results."""
         if newer_than and (position := decode_cursor(newer_than)):
-            items = self.beyond(position, size + 1, newer=True)
-            has_newer, has_older = len(items) > size, True
-            items = items[:size][::-1]
+            found, end = self.beyond(position, size + 1, newer=True)
+            items = found[:size][::-1]
+            newer = encode_cursor(items[0]) if len(found) > size else end and encode_position(*end)
+            older = encode_cursor(items[-1]) if items else encode_position(position[0], LAST_ID)
         else:
             position = decode_cursor(older_than) if older_than else None
-            items = self.beyond(position, size + 1, newer=False) if position else self.read(limit=size + 1)
-            has_newer, has_older = position is not None, len(items) > size
-            items = items[:size]
-        older = encode_cursor(items[-1]) if items and has_older else ""
-        newer = encode_cursor(items[0]) if items and has_newer else ""
-        return items, older, newer
+            if position:
+                found, end = self.beyond(position, size + 1, newer=False)
+            else:
+                found, end = self.scan(self.conditions, self.NEWEST_FIRST, size + 1)
+            items = found[:size]
+            older = encode_cursor(items[-1]) if len(found) > size else end and encode_position(*end)
+            newer = position and (encode_cursor(items[0]) if items else encode_position(position[0], FIRST_ID))
+        return items, older or "", newer or ""
 
 
 def export_row(item: Classification) -> dict:

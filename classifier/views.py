@@ -32,7 +32,11 @@ def visible_classification(request, pk) -> Classification:
 
 def history_page(request, owner, *, read_only):
     filters = HistoryFilter(request.GET)
-    items, older, newer = history.History(owner, filters).page(request.GET.get("older", ""), request.GET.get("newer", ""))
+    results = history.History(owner, filters)
+    items, older, newer = results.page(request.GET.get("older", ""), request.GET.get("newer", ""))
+    # A search that no index holds stops at its window: say so, or a short page reads as the end.
+    further = "Newer" if request.GET.get("newer") else "Older"
+    cut_short = results.windowed and (newer if further == "Newer" else older) and len(items) < history.PAGE_SIZE
     query = request.GET.copy()
     for key in ("older", "newer"):
         query.pop(key, None)
@@ -42,6 +46,7 @@ def history_page(request, owner, *, read_only):
         {
             "owner": owner, "read_only": read_only, "filters": filters, "items": items,
             "older": older, "newer": newer, "query": query.urlencode(),
+            "searched": results.scan_window if cut_short else None, "further": further,
         },
     )  # fmt: skip
 

@@ -76,6 +76,27 @@ def test_list_filters_and_cursor_pages(alice_api, alice, bob):
     assert alice_api.get("/api/v1/classifications/", {"min_probability": 5}).status_code == 400
 
 
+def test_a_search_pages_on_past_its_window(alice_api, alice, monkeypatch):
+    """A filename search reads at most a window of results per page (5 here): its pages can be
+    short or empty and still link the next, until the pages together hold every match."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from classifier.history import History
+
+    monkeypatch.setattr(History, "scan_window", 5)
+    start = timezone.now() - timedelta(hours=1)
+    made = [make_result(alice, filename=f"{'cat' if i in (3, 4, 5, 17) else 'dog'}-{i}.jpg", created_at=start + timedelta(seconds=i)) for i in range(20)]
+    pages, url = [], "/api/v1/classifications/?q=cat"
+    while url:
+        body = alice_api.get(url).json()
+        pages.append([r["original_filename"] for r in body["results"]])
+        url = body["next"]
+    assert pages == [["cat-17.jpg"], [], ["cat-5.jpg"], ["cat-4.jpg", "cat-3.jpg"]]
+    assert [item.original_filename for item in made if "cat" in item.original_filename][::-1] == sum(pages, [])
+
+
 def test_detail_image_and_delete_scoped_to_owner(alice, bob, charlie):
     result = make_result(alice)
     Share.objects.create(owner=alice, grantee=bob)

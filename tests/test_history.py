@@ -8,6 +8,7 @@ from django.core.files.storage import storages
 from django.urls import reverse
 from django.utils import timezone
 
+from classifier.history import History
 from classifier.models import Classification
 from tests.conftest import make_result
 
@@ -58,6 +59,25 @@ def test_cursor_pages_are_stable_while_new_results_arrive(alice_client, alice):
     assert set(first_ids) | set(second_ids) == {str(r.pk) for r in results}
     back = alice_client.get(reverse("history"), {"newer": re.search(r"newer=([\w-]+)", alice_client.get(reverse("history"), {"older": older}).content.decode()).group(1)})
     assert listed(back) == first_ids
+
+
+def test_a_search_says_where_its_window_stopped(alice_client, alice, monkeypatch):
+    """With a window of 3, the newest match lies past the first page's window: that page says
+    it searched 3 results and links older; the older page holds the match."""
+    monkeypatch.setattr(History, "scan_window", 3)
+    start = timezone.now() - timedelta(hours=1)
+    match = make_result(alice, filename="garden cat.jpg", created_at=start)
+    for n in range(4):
+        make_result(alice, filename=f"dog-{n}.jpg", created_at=start + timedelta(minutes=n + 1))
+    first = alice_client.get(reverse("history"), {"q": "garden"})
+    page = first.content.decode()
+    assert listed(first) == [] and "No match among the 3 results searched for this page; <em>Older</em>" in page
+    older = re.search(r"older=([\w-]+)", page).group(1)
+    second = alice_client.get(reverse("history"), {"q": "garden", "older": older})
+    assert listed(second) == [str(match.pk)] and "results searched" not in second.content.decode()
+    newer = re.search(r"newer=([\w-]+)", second.content.decode()).group(1)
+    back = alice_client.get(reverse("history"), {"q": "garden", "newer": newer}).content.decode()
+    assert "No match among the 3 results searched for this page; <em>Newer</em> searches further" in back
 
 
 def test_a_garbled_cursor_shows_the_first_page(alice_client, alice):

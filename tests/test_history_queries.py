@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from classifier.history import History, HistoryFilter
+from classifier.history import SCAN_WINDOW, History, HistoryFilter
 from classifier.models import Classification
 from tests.conftest import make_result
 
@@ -70,22 +70,32 @@ def test_an_invalid_filter_finds_nothing(alice, start):
     assert list(history) == [] and history.page() == ([], "", "")
 
 
-# "up to a day": the filter's own upper bound meets the keyset's.
+# "up to a day": the filter's own upper bound meets the keyset's. "named" and "probable" are
+# windowed reads (no index holds their conditions).
 PAGED = {"everything": lambda start: {}, "up to a day": lambda start: {"created_before": (start + timedelta(days=9)).date()},
-         "cats": lambda start: {"label": "cat"}}  # fmt: skip
+         "cats": lambda start: {"label": "cat"}, "named": lambda start: {"q": "photo-1"},
+         "probable": lambda start: {"min_probability": "40", "label": "dog"}}  # fmt: skip
 
 
-@pytest.mark.parametrize("paged", PAGED)
-def test_pages_visit_each_result_once_both_ways(alice, start, paged):
-    """Pages of 3 split the results created at one moment; each is seen once, in order."""
-    history = History(alice, HistoryFilter(PAGED[paged](start)))
-    everything = [item.pk for item in history]
+def older_pages(history) -> list:
+    """(items, newer cursor) of each page of 3, from the first while pages link older ones."""
     pages, older = [], ""
     while True:
         items, older, newer = history.page(older_than=older, size=3)
         pages.append((items, newer))
         if not older:
-            break
+            return pages
+
+
+@pytest.mark.parametrize("window", [SCAN_WINDOW, 4])
+@pytest.mark.parametrize("paged", PAGED)
+def test_pages_visit_each_result_once_both_ways(alice, start, paged, window, monkeypatch):
+    """Pages of 3 split the results created at one moment; each is seen once, in order, also
+    when a scan window of 4 cuts windowed pages short or leaves them empty."""
+    monkeypatch.setattr(History, "scan_window", window)
+    history = History(alice, HistoryFilter(PAGED[paged](start)))
+    everything = [item.pk for item in history]
+    pages = older_pages(history)
     assert [item.pk for items, _ in pages for item in items] == everything
     assert len(pages) > 2 and not pages[0][1]  # the first page has no newer one
     backwards = []
@@ -101,25 +111,52 @@ def test_every_read_a_page_makes_is_an_index_scan(alice, start, monkeypatch):
     of the owner's results for each, never a scan of the collection (which the ORM's `$and`
     and `$or` filters got on the embedded engine). Pages of 5 end between two results created
     at the same moment, so the reads of those ties run too."""
-    reads, find = [], History.find
+    reads, find, window = [], History.find, History.window
 
-    def recording(self, *args, **kwargs):
+    def recording_find(self, *args, **kwargs):
         cursor = find(self, *args, **kwargs)
         reads.append(cursor.clone())
         return cursor
 
-    monkeypatch.setattr(History, "find", recording)
+    def recording_window(self, *args, **kwargs):
+        pipeline = window(self, *args, **kwargs)
+        reads.append((self.collection, pipeline))
+        return pipeline
+
+    monkeypatch.setattr(History, "find", recording_find)
+    monkeypatch.setattr(History, "window", recording_window)
     for data, index in [
         ({}, "classification_history_keyset"),
         ({"label": "cat"}, "classification_label_keyset"),
         ({"status": "done"}, "classification_status_keyset"),
         ({"created_after": start.date(), "created_before": timezone.now().date()}, "classification_history_keyset"),
+        ({"q": "photo"}, "classification_history_keyset"),
+        ({"label": "cat", "min_probability": "20"}, "classification_label_keyset"),
     ]:
         history = History(alice, HistoryFilter(data))
         _, older, _ = history.page(size=5)
         _, _, newer = history.page(older_than=older, size=5)
         history.page(newer_than=newer, size=5)
         assert len(reads) >= 5
-        for cursor in reads:
-            assert f"IXSCAN {index}" in plan_summary(cursor), (data, cursor.explain()["queryPlanner"]["parsedQuery"])
+        for read in reads:
+            assert f"IXSCAN {index}" in plan_summary(read), (data, read)
         reads.clear()
+
+
+def test_a_windowed_page_scans_at_most_its_window(alice, start, monkeypatch):
+    """The one match is the oldest of 30 results: windows of 4 give seven empty pages, each
+    with a cursor past its window and one back, before the page that holds it."""
+    monkeypatch.setattr(History, "scan_window", 4)
+    history = History(alice, HistoryFilter({"q": "photo-0."}))
+    pages = older_pages(history)
+    assert [[item.original_filename for item in items] for items, _ in pages] == [[]] * 7 + [["photo-0.jpg"]]
+    assert not pages[0][1] and all(newer for _, newer in pages[1:])
+    items, older, newer = history.page(newer_than=pages[1][1], size=3)
+    assert items == [] and older and not newer  # back at the newest end
+
+
+def test_a_window_that_reaches_the_end_has_no_cursor_past_it(alice, start, monkeypatch):
+    monkeypatch.setattr(History, "scan_window", 30)
+    assert History(alice, HistoryFilter({"q": "photo-0."})).page(size=3)[1:] == ("", "")
+    monkeypatch.setattr(History, "scan_window", 29)
+    assert History(alice, HistoryFilter({"q": "photo-0."})).page(size=3)[1]

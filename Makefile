@@ -22,8 +22,12 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/ml.txt requirements/d
 run: $(VENV)/.run-installed
 	PORT=$(PORT) $(BIN)/python -m imageclass.embedded run
 
+# Two pytest-xdist workers, each with its own embedded database and Redis; a file's tests stay
+# on one worker, which builds its module fixtures (trained tiny models, a running app) once.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Any manage.py command against the embedded database, e.g. make manage ARGS=createsuperuser
 manage: $(VENV)/.run-installed

@@ -11,7 +11,7 @@ from imageclass.embedded import EmbeddedMongo
 def pytest_configure(config):
     from django.conf import settings
 
-    if settings.MONGODB_URI:
+    if settings.MONGODB_URI or is_xdist_controller(config):
         return
     server = EmbeddedMongo(":memory:").start()
     config.embedded_mongo = server
@@ -19,6 +19,12 @@ def pytest_configure(config):
     # the database, points every connection at the throwaway server.
     settings.DATABASES["default"]["HOST"] = server.uri
     os.environ["MONGODB_URI"] = server.uri  # for subprocesses the tests start
+
+
+def is_xdist_controller(config) -> bool:
+    """Whether this process only hands tests to pytest-xdist's workers (each starts its own
+    server: one shared server would be one database for tests that flush it)."""
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
 
 
 def pytest_unconfigure(config):

@@ -20,8 +20,9 @@ from classifier.models import Classification
 
 PAGE_SIZE = 24
 # No index holds these conditions, so a read with them filters the indexed order as it goes:
-# a page scans at most SCAN_WINDOW results and may come back short, with a cursor past them,
-# rather than scan an owner's whole history for a rare filename.
+# a page scans at most SCAN_WINDOW results past its cursor's moment (and the few results created
+# at that very moment) and may come back short, with a cursor past them, rather than scan an
+# owner's whole history for a rare filename.
 SCAN_WINDOW = 5000
 UNINDEXED = ("original_filename", "top_probability")
 # Ids below and above every ObjectId: positions before and after all the results of a moment.
@@ -104,7 +105,7 @@ class History:
     the embedded engine answers by scanning every result). Here the conditions are flat, the
     order is the (owner, ..., created_at, id) indexes' own, and a keyset position is two
     ranges of that order, so every read is an index scan that can stop at the page size; a
-    page with unindexed conditions stops at `scan_window` results at most."""
+    page with unindexed conditions stops after `scan_window` results past its cursor's moment."""
 
     NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
     OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]

@@ -78,24 +78,30 @@ def main():
     django.setup()
 
     baseline = {users: thesis_level(users, args.seconds) for users in args.users}
-    rows = [{"configuration": "thesis flow (baseline)", **baseline[users], "vs baseline": "1.00x / 1.00x"} for users in args.users]
+    rows = [
+        {"configuration": "thesis flow (baseline)", **baseline[users], "vs baseline": "1.00x / 1.00x", "CPU ms per result": "-"}
+        for users in args.users
+    ]
     for configuration in args.configurations:
-        with running_app(configuration) as (url, _):
+        with running_app(configuration) as (url, session):
             api = f"{url}/api/v1/"
             run_level(api, 2, 3)  # warm-up: model conversion, first connections
             for (label, wait, upload_waits), users in itertools.product(CLIENTS, args.users):
-                level = run_level(api, users, args.seconds, wait, upload_waits)
+                level = run_level(api, users, args.seconds, wait, upload_waits, session)
                 base = baseline[users]
                 rows.append({
                     "configuration": f"{configuration}, {label}", "users": users, "results/s": level["results/s"],
                     "p50 ms": level["p50 ms"], "p95 ms": level["p95 ms"], "p99 ms": level["p99 ms"], "lost": level["lost"],
                     "vs baseline": f"{level['results/s'] / base['results/s']:.2f}x / {base['p50 ms'] / level['p50 ms']:.2f}x",
+                    "CPU ms per result": level["CPU ms per result"],
                 })  # fmt: skip
     report = "\n\n".join([
         "# End to end: upload to result",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; {args.seconds:g} s per level. "
         "`vs baseline`: throughput ratio / p50 latency ratio (higher is better) against the thesis flow "
-        "at the same number of clients.",
+        "at the same number of clients. `CPU ms per result`: CPU time of each process group (web: the gunicorn "
+        "workers; db: the embedded database; worker: the inference worker; client: these load clients) over the "
+        "results the level finished, sign-ups left out, and how many cores all of it kept busy (2 is this machine's all).",
         markdown_table(rows),
     ])  # fmt: skip
     publish("e2e", report)

@@ -1,8 +1,9 @@
 """Load: N concurrent API users upload images and wait for their results for a set time,
 against a running ImageClass (`make run`, or the same with REDIS_URL for the Redis
 configuration). Reports throughput, upload-to-result latency (p50/p95/p99), errors, jobs lost
-(accepted but never finished: must be 0), and the resident memory of the web and worker
-processes on this machine before and after. Prints a table and writes bench/results/load.md.
+(accepted but never finished: must be 0), the CPU time per result of the web, database,
+worker and client processes on this machine, and the resident memory of the web and worker
+processes before and after. Prints a table and writes bench/results/load.md.
 
 The API's throttles protect the service from exactly this, so raise them for the run:
 
@@ -156,6 +157,28 @@ def memory(session=None):
     return {role: resident_mb(pids) for role, pids in processes(ROLES, session).items() if pids}
 
 
+def cpu_seconds(pids) -> float:
+    """User and system CPU seconds that the processes `pids` (all their threads) have used."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(session=None) -> dict:
+    """CPU seconds so far of each role's processes, and of this process (the load client)."""
+    used = {role: cpu_seconds(pids) for role, pids in processes(ROLES, session).items() if pids}
+    return {**used, "load client": cpu_seconds([os.getpid()])}
+
+
+# The roles whose CPU per result a level reports (the training worker idles through a load).
+CPU_COLUMNS = {"web": "web", "embedded database": "db", "inference worker": "worker", "load client": "client"}
+
+
 def fail_if_lost(rows):
     if any(row["lost"] for row in rows):
         raise SystemExit("jobs were lost")
@@ -176,12 +199,24 @@ def run_clients(client, argument_lists) -> float:
     return time.monotonic() - started
 
 
-def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False):
+def cpu_per_result(before: dict, after: dict, results: int, elapsed: float) -> str:
+    """"web 7.7 / db 5.4 / ..." in ms of CPU per result, and the cores that all of it kept busy."""
+    used = {role: after[role] - before.get(role, 0) for role in after}
+    parts = [f"{short} {1000 * used[role] / results:.1f}" for role, short in CPU_COLUMNS.items() if role in used and results]
+    return " / ".join(parts + [f"{sum(used.values()) / elapsed:.2f} cores"])
+
+
+def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False, session=None):
+    """One load level. Its CPU column counts the processes of the app started in `session`
+    (every matching process on the machine when None) from after the sign-ups, whose password
+    hashing would otherwise add some 10 ms of web CPU per result to a 20-second level."""
     tally = Tally()
     run = uuid.uuid4().hex[:8]
     sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
     deadline = time.monotonic() + seconds
+    cpu_before = cpu_by_role(session)
     elapsed = run_clients(user, [(api, s, deadline, tally, i, wait, upload_waits) for i, s in enumerate(sessions)])
+    cpu_after = cpu_by_role(session)
     return {
         "users": users,
         "seconds": round(elapsed, 1),
@@ -195,6 +230,7 @@ def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False):
         "p99 ms": round(percentile(tally.latencies, 99), 1),
         "history p50 ms": round(percentile(tally.reads, 50), 1),
         "errors": ", ".join(f"{k}: {v}" for k, v in sorted(tally.errors.items())) or "0",
+        "CPU ms per result": cpu_per_result(cpu_before, cpu_after, tally.done + tally.failed, elapsed),
     }
 
 

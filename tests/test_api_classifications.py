@@ -158,8 +158,12 @@ def test_a_result_renders_as_its_declared_fields_would(alice, active_model):
     fetched = Classification.store(badimages.jpeg(), owner=alice, filename="x.jpg", source_url="https://example.com/x.jpg")
     uncertain = make_result(alice, probability=0.2)
     context = {"request": APIRequestFactory().get("/api/v1/classifications/")}
-    for result in (done, failed, fetched, uncertain):
-        result = Classification.objects.get(pk=result.pk)
-        serializer = ClassificationSerializer(result, context=context)
-        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, result)
-        assert list(serializer.data) == list(ClassificationSerializer.Meta.fields)
+    results = [Classification.objects.get(pk=result.pk) for result in (done, failed, fetched, uncertain)]
+    # The time zone is found once a serializer: a request's own must still show.
+    for zone, offset in (("UTC", "Z"), ("Asia/Kolkata", "+05:30")):
+        with timezone.override(zone):
+            for result in results:
+                serializer = ClassificationSerializer(result, context=context)
+                assert serializer.data == serializers.ModelSerializer.to_representation(serializer, result)
+                assert list(serializer.data) == list(ClassificationSerializer.Meta.fields)
+                assert serializer.data["created_at"].endswith(offset)

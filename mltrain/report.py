@@ -139,6 +139,14 @@ def augmentation(config: dict, side: int) -> str:
     return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + " augmentation"
 
 
+def teacher_probabilities(paths: list) -> str:
+    """"the probabilities of var/runs/big/model.keras", or of several: "the mean probabilities
+    of a, b and c"."""
+    if len(paths) == 1:
+        return f"the probabilities of {paths[0]}"
+    return f"the mean probabilities of {', '.join(paths[:-1])} and {paths[-1]}"
+
+
 def cifar_recipe(run: dict) -> str:
     """The recipe of a `train` run (`train_transfer` runs describe theirs in training.json)."""
     config, side = run["config"], min(run["input_shape"][:2])
@@ -151,8 +159,8 @@ def cifar_recipe(run: dict) -> str:
         f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
         f"{augmentation(config, side)}; the prediction averages "
         + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
-        + (f" Targets {config['distillation_weight']:g} distilled from the probabilities of {config['teacher']} "
-           "on the same augmented images, the rest the labels." if config.get("teacher") else "")
+        + (f" Targets {config['distillation_weight']:g} distilled from {teacher_probabilities(config['teachers'])} "
+           "on the same augmented images, the rest the labels." if config.get("teachers") else "")
     )
 
 

@@ -259,10 +259,23 @@ def test_a_student_distilled_from_a_teacher_is_served_alone(folder, trained_runs
     teacher = trained_runs["whitened_convnet"] / "model.keras"
     output = train_command(folder, tmp_path / "student", "whitened_convnet", 1, "--teacher", str(teacher), "--distillation-weight", "0.7")
     run = json.loads((output / "training.json").read_text())
-    assert run["config"]["teacher"] == str(teacher) and run["config"]["distillation_weight"] == 0.7
+    assert run["config"]["teachers"] == [str(teacher)] and run["config"]["distillation_weight"] == 0.7
     served = keras.saving.load_model(output / "model.keras", compile=False)
     assert served.count_params() == keras.saving.load_model(teacher, compile=False).count_params()  # no teacher inside
-    assert "0.7 distilled from" in (output / "MODEL_CARD.md").read_text()
+    assert f"0.7 distilled from the probabilities of {teacher} " in (output / "MODEL_CARD.md").read_text()
+
+
+def test_several_teachers_teach_the_mean_of_their_probabilities(folder, trained_runs, tmp_path):
+    first = trained_runs["whitened_convnet"] / "model.keras"
+    second = train_command(folder, tmp_path / "second", "whitened_convnet", 1, "--seed", "7") / "model.keras"
+    output = train_command(folder, tmp_path / "student", "whitened_convnet", 1, "--teacher", str(first), str(second))
+    assert json.loads((output / "training.json").read_text())["config"]["teachers"] == [str(first), str(second)]
+    assert f"distilled from the mean probabilities of {first} and {second} " in (output / "MODEL_CARD.md").read_text()
+    dataset = load_image_folder(folder, (32, 32))
+    members = [keras.saving.load_model(path, compile=False)(dataset.images) for path in (first, second)]
+    assert not np.allclose(*members, atol=1e-3)  # two different networks, so the mean is a mean
+    ensemble = training.load_teachers([str(first), str(second)], dataset)
+    np.testing.assert_allclose(ensemble(dataset.images), (members[0] + members[1]) / 2, rtol=1e-5, atol=1e-6)
 
 
 def kl_to_teacher(distiller, images):
@@ -282,7 +295,7 @@ def test_distillation_moves_the_student_towards_the_teacher_whatever_the_labels(
     distances = {}
     for weight in (1.0, 0.0):
         keras.utils.set_random_seed(0)  # the same initial student both times
-        config = training.TrainingConfig(epochs=8, batch_size=8, label_smoothing=0, teacher=teacher, distillation_weight=weight)
+        config = training.TrainingConfig(epochs=8, batch_size=8, label_smoothing=0, teachers=[teacher], distillation_weight=weight)
         distiller = training.build(config, dataset)
         if weight:
             x = dataset.images[:8]

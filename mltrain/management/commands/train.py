@@ -54,14 +54,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--teacher",
             type=Path,
-            help="a trained model.keras (with its training.json) to distil from: the student learns its "
-            "probabilities on the same augmented images as well as the labels",
+            nargs="+",
+            default=[],
+            help="trained model.keras files (each with its training.json) to distil from: the student learns "
+            "their probabilities (their mean, for several) on the same augmented images as well as the labels",
         )
         parser.add_argument(
             "--distillation-weight",
             type=float,
             default=defaults.distillation_weight,
-            help="with --teacher: the teacher's share of the targets (the labels get the rest)",
+            help="with --teacher: the teachers' share of the targets (the labels get the rest)",
         )
         parser.add_argument(
             "--mixed-precision",
@@ -112,7 +114,7 @@ class Command(BaseCommand):
             translate_fraction=options["translate"],
             cutout_fraction=options["cutout"],
             translate_tta=options["tta_shifts"],
-            teacher=str(options["teacher"] or ""),
+            teachers=[str(path) for path in options["teacher"]],
             distillation_weight=options["distillation_weight"],
             mixed_precision={"auto": None, "on": True, "off": False}[options["mixed_precision"]],
             strategy=options["strategy"],

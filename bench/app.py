@@ -19,6 +19,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every bench script imports this module first: from here on the project itself is importable.
+sys.path.insert(0, str(ROOT))
+from imageclass.embedded import free_port  # noqa: E402
+
 CONFIGURATIONS = ("embedded", "redis")
 # The API's throttles exist to stop exactly this kind of client; a bench lifts them.
 UNTHROTTLED = {
@@ -27,19 +31,15 @@ UNTHROTTLED = {
 }
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def log_tail(log_path: Path, characters: int = 4000) -> str:
+    return log_path.read_text(errors="replace")[-characters:]
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 180):
+def wait_until_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}")
+            raise RuntimeError(f"the app exited with {process.returncode}; the end of its log:\n{log_tail(log_path)}")
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{url}/readyz", timeout=5).json().get("status") == "ok":
                 return
@@ -62,19 +62,23 @@ def running_app(configuration: str, **extra_env):
             env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
         else:
             env.pop("REDIS_URL", None)
-        log = open(Path(var_dir) / "app.log", "wb")
+        log_path = Path(var_dir) / "app.log"
+        log = open(log_path, "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "imageclass.embedded", "run", "--port", str(port)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_ready(url, process)
+            wait_until_ready(url, process, log_path)
             yield url, process.pid
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            # The group outlives its leader only while a child still runs: an app that failed to
+            # start may have left none, and its own error is the one to report.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
             log.close()

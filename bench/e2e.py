@@ -19,7 +19,6 @@ import io
 import itertools
 import os
 import platform
-import sys
 import tempfile
 import threading
 import time
@@ -86,7 +85,6 @@ def main():
     parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS))
     parser.add_argument("--repeats", type=int, default=1, help="runs of each level; the median one is shown")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 

@@ -12,13 +12,12 @@ import argparse
 import contextlib
 import os
 import platform
-import sys
 import tempfile
 import time
 from datetime import timedelta
 
 import numpy as np
-from app import ROOT, free_port
+from app import free_port
 from tables import markdown_table, publish
 
 LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -31,7 +30,6 @@ def database():
     if os.environ.get("MONGODB_URI"):
         yield os.environ["MONGODB_URI"], "MongoDB"
         return
-    sys.path.insert(0, str(ROOT))
     from imageclass.embedded import EmbeddedMongo
 
     with tempfile.TemporaryDirectory(prefix="bench-history-") as folder:
@@ -49,7 +47,6 @@ def redis_url():
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    sys.path.insert(0, str(ROOT))
     from imageclass.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(":memory:", free_port()).start()
@@ -125,7 +122,6 @@ def main():
     args = parser.parse_args()
     with database() as (uri, engine), redis_url() as redis:
         os.environ.update(MONGODB_URI=uri, MONGODB_NAME=BENCH_DATABASE, REDIS_URL=redis, DJANGO_SETTINGS_MODULE="imageclass.settings")
-        sys.path.insert(0, str(ROOT))
         import django
 
         django.setup()

@@ -10,11 +10,10 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
-from app import ROOT
+import app  # noqa: F401  (puts the project on sys.path)
 from tables import markdown_table, publish
 
 
@@ -22,7 +21,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10240, help="images in the timed epoch")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 

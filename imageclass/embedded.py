@@ -32,10 +32,20 @@ def embedded_redis_url(port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, never one this process has handed out before: the port is
+    free again once the probing socket closes, so two calls in a row can get the same one, and a
+    test then told the app and its database to share a port (the app exited at start-up in CI)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def terminate(process: subprocess.Popen, timeout: float = 10):
@@ -260,6 +270,12 @@ def run(port: int):
     # in their shutdown and keep the port.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    # Said before anything starts: gunicorn would only find out after the migrations.
+    if port_in_use(port):
+        raise SystemExit(
+            f"port {port} is already in use: another ImageClass (or another server) runs there. "
+            "Stop it, or set PORT to another port."
+        )
     try:
         servers.extend(start_embedded_servers())
         for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):

@@ -2,8 +2,10 @@
 (embedded database and broker, worker, gunicorn), then pages, static files and an API upload
 classified end to end, then a clean stop."""
 
+import os
 import re
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from imageclass.embedded import embedded_uri
+from imageclass.embedded import embedded_uri, free_port
 
 # The bench scripts start the app and act as API clients; they import each other as scripts.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from app import free_port, running_app  # noqa: E402
+from app import running_app  # noqa: E402
 from load import photo, processes, sign_up  # noqa: E402
 
 
@@ -53,6 +55,32 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
     while (left := processes({"any": []}, session)["any"]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, left
+
+
+def test_free_ports_are_never_handed_out_twice():
+    # A port is free again once its probing socket closes: among 1,000 plain probes some repeat
+    # (about 18 expected here), and a CI run once gave the app and its database the same one.
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+
+
+def test_an_app_that_cannot_start_says_why_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Its database's port: the bench helper reports the app's own error, not a follow-on one.
+        with pytest.raises(RuntimeError, match=f"port {port} is already in use"):
+            with running_app("embedded", EMBEDDED_MONGODB_PORT=str(port)):
+                pass
+        # Its own port: refused before the database starts or a migration runs.
+        env = {key: value for key, value in os.environ.items() if key not in ("MONGODB_URI", "REDIS_URL")}
+        env.update(VAR_DIR=str(tmp_path), EMBEDDED_MONGODB_PORT=str(free_port()), EMBEDDED_REDIS_PORT=str(free_port()))
+        command = [sys.executable, "-m", "imageclass.embedded", "run", "--port", str(port)]
+        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 1
+    assert f"port {port} is already in use" in started.stderr
+    assert not (tmp_path / "db").exists()
 
 
 def whole_response(connection: socket.socket) -> bytes:

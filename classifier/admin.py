@@ -19,6 +19,7 @@ from classifier import quality
 from classifier.models import Classification, Correction, ModelVersion, models_storage
 from classifier.validation import ALLOWED_FORMATS
 from classifier.views import stored_file_response, thumbnail_response
+from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 
 EXPORT_FORMATS = {"tflite": "TFLite (LiteRT)", "onnx": "ONNX"}
 
@@ -75,10 +76,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<str:pk>/report/<str:name>", view(self.report_file), name="classifier_modelversion_report"),
-            path("<str:pk>/download/<str:fmt>", view(self.download), name="classifier_modelversion_download"),
-            path("<str:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"),
-            path("<str:pk>/quality/<int:true>/<int:predicted>/", view(self.quality_cell), name="classifier_modelversion_cell"),
+            path("<objectid:pk>/report/<str:name>", view(self.report_file), name="classifier_modelversion_report"),
+            path("<objectid:pk>/download/<str:fmt>", view(self.download), name="classifier_modelversion_download"),
+            path("<objectid:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"),
+            path("<objectid:pk>/quality/<int:true>/<int:predicted>/", view(self.quality_cell), name="classifier_modelversion_cell"),
             *super().get_urls(),
         ]
 
@@ -267,7 +268,7 @@ class ClassificationAdmin(ResultsAdmin):
 
     def get_urls(self):
         return [
-            path("<str:pk>/image", self.admin_site.admin_view(self.image), name="classifier_classification_image"),
+            path("<objectid:pk>/image", self.admin_site.admin_view(self.image), name="classifier_classification_image"),
             *super().get_urls(),
         ]
 

@@ -110,13 +110,15 @@ PageSerializer = inline_serializer(
     {"next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
      "results": ClassificationSerializer(many=True)},
 )  # fmt: skip
+# An ISO 8601 day (the site's time zone) or a moment with its zone (history.MomentField).
+DATE_OR_MOMENT = {"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
 LIST_PARAMETERS = [
     OpenApiParameter("cursor", str, description="from `next` or `previous` of a page"),
     OpenApiParameter("label", str, description="top label equals"),
     OpenApiParameter("min_probability", float, description="top probability at least (0-1)"),
     OpenApiParameter("status", str, enum=Classification.Status.values),
-    OpenApiParameter("created_after", OpenApiTypes.DATE, description="on or after this day"),
-    OpenApiParameter("created_before", OpenApiTypes.DATE, description="on or before this day"),
+    OpenApiParameter("created_after", DATE_OR_MOMENT, description="on or after this day or moment"),
+    OpenApiParameter("created_before", DATE_OR_MOMENT, description="on or before this day or moment"),
     OpenApiParameter("q", str, description="original filename contains; with `q` or `min_probability` a page "
                      f"reads at most {history.SCAN_WINDOW:,} results, so it may be short or empty and still have `next`"),
 ]

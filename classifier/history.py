@@ -7,13 +7,14 @@ import csv
 import io
 import json
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from django import forms
 from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from pymongo import ASCENDING, DESCENDING
 
 from classifier.models import Classification
@@ -33,13 +34,60 @@ EXPORT_FIELDS = (
 )  # fmt: skip
 
 
+class MomentField(forms.Field):
+    """An ISO 8601 day (`2026-01-01`, in the site's time zone) or moment (`2026-01-01T02:00:00+02:00`,
+    `...Z`; one without a zone is in the site's), as a mobile client sends either. It cleans to
+    a bound in UTC: the day's start, or with `upper` the end of the day or just past the moment,
+    so that "$lt" holds everything on or before it. A bound past the calendar's ends (year 1 or
+    9999) bounds nothing and cleans to None."""
+
+    default_error_messages = {"invalid": "Enter a date (YYYY-MM-DD) or a date and time with its zone (ISO 8601)."}
+
+    def __init__(self, *, upper: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.upper = upper
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            moment, day = value, None
+        elif isinstance(value, date):
+            moment, day = None, value
+        else:
+            moment, day = parsed(value)
+        if moment is None and day is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        try:
+            if day is not None:
+                moment = timezone.make_aware(datetime.combine(day, time.min))
+                step = timedelta(days=1)
+            else:
+                moment = moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+                # MongoDB keeps milliseconds: "$lt" the next millisecond is "on or before" it.
+                moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+                step = timedelta(milliseconds=1)
+            return (moment + step if self.upper else moment).astimezone(UTC)
+        except OverflowError:
+            return None
+
+
+def parsed(text: str) -> tuple:
+    """(moment, day) from an ISO 8601 date-time or date; (None, None) when it is neither."""
+    try:
+        moment = parse_datetime(str(text).strip())
+        return moment, None if moment else parse_date(str(text).strip())
+    except ValueError:  # well-formed but impossible: month 13, an offset of 25 hours
+        return None, None
+
+
 class HistoryFilter(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Filename contains")
     label = forms.CharField(required=False, max_length=100)
     min_probability = forms.FloatField(required=False, min_value=0, max_value=100, label="Min. probability (%)")
     status = forms.ChoiceField(required=False, choices=[("", "any")] + Classification.Status.choices)
-    created_after = forms.DateField(required=False, label="From")
-    created_before = forms.DateField(required=False, label="To")
+    created_after = MomentField(required=False, label="From")
+    created_before = MomentField(required=False, label="To", upper=True)
     probability_scale = 100  # the web form takes percentages
 
     def conditions(self) -> dict | None:
@@ -59,16 +107,12 @@ class HistoryFilter(forms.Form):
             conditions["status"] = data["status"]
         created = {}
         if data["created_after"]:
-            created["$gte"] = stored("created_at", day_start(data["created_after"]))
+            created["$gte"] = stored("created_at", data["created_after"])
         if data["created_before"]:
-            created["$lt"] = stored("created_at", day_start(data["created_before"]) + timedelta(days=1))
+            created["$lt"] = stored("created_at", data["created_before"])
         if created:
             conditions["created_at"] = created
         return conditions
-
-
-def day_start(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def stored(name: str, value):

@@ -8,6 +8,7 @@ OBJECT_ID = "django_mongodb_backend.fields.ObjectIdAutoField"
 
 class MongoAdminConfig(AdminConfig):
     default_auto_field = OBJECT_ID
+    default_site = "imageclass.admin_site.AdminSite"
 
 
 class MongoAuthConfig(AuthConfig):

@@ -14,3 +14,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("classifier.urls")),
 ]
+
+handler400 = "imageclass.errors.bad_request"
+handler403 = "imageclass.errors.permission_denied"
+handler404 = "imageclass.errors.page_not_found"
+handler500 = "imageclass.errors.server_error"

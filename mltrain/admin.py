@@ -6,6 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mltrain.forms import TrainingJobForm
+from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 from imageclass.storage import STORAGE_ERRORS
 from mltrain.models import QueueUnavailable, TrainingJob
 
@@ -36,7 +37,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("new/", self.admin_site.admin_view(self.start_view), name="mltrain_trainingjob_start"),
-            path("<str:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="mltrain_trainingjob_progress"),
+            path("<objectid:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="mltrain_trainingjob_progress"),
             *super().get_urls(),
         ]
 

@@ -248,7 +248,11 @@ FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3, minimum=0, maximum=10)
 # Training datasets uploaded in the admin (zip of class folders; see mltrain.archive).
 TRAINING_ZIP_MAX_BYTES = env_int("TRAINING_ZIP_MAX_MB", 500, minimum=1) * 1024 * 1024
 TRAINING_ZIP_MAX_FILES = env_int("TRAINING_ZIP_MAX_FILES", 50_000, minimum=2)
-TRAINING_ZIP_MAX_UNPACKED_BYTES = env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 4096, minimum=1) * 1024 * 1024
+# Images in a zip are already compressed (JPEG, PNG, WebP): a real dataset unpacks to about its
+# archive's size, BMPs to a few times it. One job needs at most twice the largest archive.
+TRAINING_ZIP_MAX_UNPACKED_BYTES = env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 1024, minimum=1) * 1024 * 1024
+# The whole archive may unpack to at most this many times its compressed members (past 16 MiB).
+TRAINING_ZIP_MAX_EXPANSION = env_int("TRAINING_ZIP_MAX_EXPANSION", 20, minimum=2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 # With late acks an unacknowledged message returns to the queue after this long.

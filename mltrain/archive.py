@@ -22,7 +22,10 @@ from classifier.validation import CLASS_NAME, InvalidImage, inspect_image
 # The first bytes of the formats uploads accept (decoding later decides, this refuses early).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 ARCHIVE_SIGNATURES = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")
-MAX_EXPANSION = 200  # a member that expands more than this many times is a zip bomb
+MAX_EXPANSION = 200  # a member over 1 MiB that expands more than this many times is a zip bomb
+# Below this, a whole archive may expand as far as it likes: a few small solid-colour images
+# compress very well and harm nothing.
+SMALL_UNPACKED_BYTES = 16 * 2**20
 MIN_IMAGES_PER_CLASS = 2
 
 
@@ -95,8 +98,15 @@ def summarise(archive: zipfile.ZipFile) -> ArchiveSummary:
     infos = archive.infolist()
     if len(infos) > settings.TRAINING_ZIP_MAX_FILES:
         raise InvalidArchive(f"The archive holds {len(infos)} entries; at most {settings.TRAINING_ZIP_MAX_FILES} are allowed.")
-    if sum(i.file_size for i in infos) > settings.TRAINING_ZIP_MAX_UNPACKED_BYTES:
+    unpacked, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+    if unpacked > settings.TRAINING_ZIP_MAX_UNPACKED_BYTES:
         raise InvalidArchive(f"The archive expands beyond {settings.TRAINING_ZIP_MAX_UNPACKED_BYTES // 2**20} MB.")
+    # The members' own check spares small ones, so many small members could still add up to a
+    # bomb (300 zero-filled BMPs: 348 KB to 339 MB): the whole archive is held to a ratio too.
+    if unpacked > SMALL_UNPACKED_BYTES and unpacked > settings.TRAINING_ZIP_MAX_EXPANSION * max(packed, 1):
+        raise InvalidArchive(
+            f"The archive expands {unpacked // max(packed, 1)} times (at most {settings.TRAINING_ZIP_MAX_EXPANSION}): a zip bomb?"
+        )
     wrapper = single_top_folder(infos)
     counts, members = {}, []
     for info in infos:

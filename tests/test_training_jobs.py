@@ -102,6 +102,18 @@ def test_size_entry_count_and_zip_bombs_are_capped(settings, colours):
         inspect_archive(io.BytesIO(b"PK but not really"))
 
 
+def test_many_small_members_cannot_add_up_to_a_bomb(colours):
+    """300 zero-filled BMPs of 1.1 MB each, each under the members' own check: a 348 KB zip
+    that unpacked to 339 MB and trained before the whole archive had a ratio."""
+    bmp = b"BM" + bytes(1_130_000)
+    entries = {f"{name}/{n}.bmp": bmp for name in ("a", "b") for n in range(150)}
+    upload = zip_of(entries)
+    assert len(upload.getvalue()) < 400_000
+    with pytest.raises(InvalidArchive, match=r"expands \d{3,} times \(at most 20\)"):
+        inspect_archive(upload)
+    assert inspect_archive(folder_zip(colours)).images == 18  # small archives still expand freely
+
+
 def test_only_staff_can_start_training(client, alice):
     client.force_login(alice)
     response = client.get(reverse("admin:mltrain_trainingjob_start"))

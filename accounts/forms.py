@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 
@@ -20,13 +21,15 @@ class SignupForm(auth_forms.UserCreationForm):
         return email
 
 
-class ThrottledAuthenticationForm(auth_forms.AuthenticationForm):
-    """The login form, refusing attempts while the username or the address is locked out."""
+def wait_text(seconds: int) -> str:
+    return f"{seconds} second(s)" if seconds < 60 else f"{-(-seconds // 60)} minute(s)"
 
-    error_messages = {
-        **auth_forms.AuthenticationForm.error_messages,
-        "throttled": "Too many failed login attempts. Try again in %(minutes)s minute(s).",
-    }
+
+class ThrottledLogin:
+    """A login form's check run under the lockout rules (accounts.throttle); a refusal says
+    when to try again and marks the form `throttled` (HTTP 429)."""
+
+    throttled = False
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
@@ -35,8 +38,17 @@ class ThrottledAuthenticationForm(auth_forms.AuthenticationForm):
         except throttle.LockedOut as locked:
             self.throttled = True
             raise ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"minutes": -(-locked.seconds // 60)}
+                "Too many failed login attempts. Try again in %(wait)s.", code="throttled",
+                params={"wait": wait_text(locked.seconds)},
             ) from None
+
+
+class ThrottledAuthenticationForm(ThrottledLogin, auth_forms.AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(ThrottledLogin, AdminAuthenticationForm):
+    pass
 
 
 class ProfileForm(forms.ModelForm):

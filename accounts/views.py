@@ -1,3 +1,7 @@
+import hashlib
+import math
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -7,14 +11,26 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ProfileForm, SignupForm, ThrottledAuthenticationForm
+from accounts import throttle
+from accounts.forms import ProfileForm, SignupForm, ThrottledAuthenticationForm, wait_text
 from accounts.models import Share
+from imageclass.throttling import hit, parse_rate, web_wait
+
+
+def too_many_requests(request, seconds: float):
+    wait = wait_text(max(1, math.ceil(seconds)))
+    response = render(request, "too_many_requests.html", {"wait": wait}, status=429)
+    response["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.user.is_authenticated:
         return redirect("profile")
+    # The API sign-up's throttle: each try also says whether an email is registered.
+    if request.method == "POST" and (wait := web_wait(request, "auth")):
+        return too_many_requests(request, wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
@@ -22,6 +38,25 @@ def signup(request):
         messages.success(request, f"Welcome, {user.username}! Your account is ready.")
         return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Reset mails throttled per client address (a 429) and per target email (silently, with
+    the same answer as a sent mail: whether an account has the email stays unsaid)."""
+
+    extra_email_context = {"site_name": settings.SITE_NAME}
+
+    def post(self, request, *args, **kwargs):
+        address = f"password-reset:address:{throttle.client_address(request)}"
+        if wait := hit([(address, *parse_rate(settings.PASSWORD_RESET_RATE_ADDRESS))]):
+            return too_many_requests(request, wait)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        digest = hashlib.sha256(form.cleaned_data["email"].strip().lower().encode()).hexdigest()[:32]
+        if hit([(f"password-reset:email:{digest}", *parse_rate(settings.PASSWORD_RESET_RATE_EMAIL))]):
+            return redirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 class LoginView(auth_views.LoginView):

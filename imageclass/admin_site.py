@@ -1,13 +1,17 @@
-"""The admin site: Django's, with the ids in its own URLs checked as ObjectIds by the resolver."""
+"""The admin site: Django's, with the site's login lockouts and the ids in its own URLs checked
+as ObjectIds by the resolver."""
 
 from django.contrib import admin
 from django.contrib.contenttypes import views as contenttype_views
 from django.urls import path
 
+from accounts.forms import ThrottledAdminAuthenticationForm
 from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 
 
 class AdminSite(admin.AdminSite):
+    login_form = ThrottledAdminAuthenticationForm  # the site's lockout rules (accounts.throttle)
+
     def get_urls(self):
         # "View on site" looks both ids up as they come: on this backend an id that is no
         # ObjectId raises ValidationError (a 500), where the resolver's 404 is the answer.

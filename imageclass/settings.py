@@ -153,10 +153,22 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "profile"
 LOGOUT_REDIRECT_URL = "home"
-# Throttled login: after LOGIN_FAILURE_LIMIT failures for one username or one client address
-# within LOGIN_LOCKOUT_SECONDS, further attempts are refused until the window passes.
+# Login lockouts in layers (accounts.throttle), counted over a window of LOGIN_LOCKOUT_SECONDS:
+# an (account, address) pair is locked after LOGIN_FAILURE_LIMIT failures, first for
+# LOGIN_PAIR_LOCK_SECONDS, doubling up to the window; an address after
+# LOGIN_ADDRESS_FAILURE_LIMIT failures over any accounts; an account after
+# LOGIN_ACCOUNT_FAILURE_LIMIT failures over any addresses takes one attempt per
+# LOGIN_ACCOUNT_DELAY_SECONDS from addresses it never logged in from.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+LOGIN_PAIR_LOCK_SECONDS = env_int("LOGIN_PAIR_LOCK_SECONDS", 60, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30, minimum=1)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 100, minimum=1)
+LOGIN_ACCOUNT_DELAY_SECONDS = env_int("LOGIN_ACCOUNT_DELAY_SECONDS", 5, minimum=1)
+# Password reset mails: per client address, and per target email (silently: the answer is the
+# same whether or not an account has that email), as "N/minute|hour|day".
+PASSWORD_RESET_RATE_ADDRESS = env_str("PASSWORD_RESET_RATE_ADDRESS", "10/hour")
+PASSWORD_RESET_RATE_EMAIL = env_str("PASSWORD_RESET_RATE_EMAIL", "3/hour")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
 
 EMAIL_HOST = env_str("EMAIL_HOST")

@@ -11,6 +11,7 @@ window (the address's, say) does not use up the caller's allowance in another.
 
 import functools
 import os
+from types import SimpleNamespace
 
 from django.conf import settings
 from rest_framework.throttling import ScopedRateThrottle
@@ -50,6 +51,22 @@ def sliding_windows(url: str):
     return redis_client(url).register_script(SLIDING_WINDOWS)
 
 
+def hit(windows: list[tuple[str, int, int]]) -> float:
+    """Record one request in every (key, seconds, limit) window, or in none when one is full:
+    0, or the seconds until every window would have room."""
+    keys, args = [], [os.urandom(8).hex()]  # two requests in one microsecond are still two
+    for key, seconds, limit in windows:
+        keys.append(KEY_PREFIX + key)
+        args += [seconds, limit]
+    return float(sliding_windows(settings.REDIS_URL)(keys=keys, args=args)) if keys else 0.0
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """(seconds, limit) of a rate written as DRF writes them: "N/second|minute|hour|day"."""
+    limit, period = rate.split("/")
+    return {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]], int(limit)
+
+
 class WindowThrottle(ScopedRateThrottle):
     """The view's throttle scope, counted per user (per address when anonymous) at the rate
     "<scope>", and per client address whoever is logged in at "<scope>_address" (optional): one
@@ -66,16 +83,16 @@ class WindowThrottle(ScopedRateThrottle):
             (self.scope, caller, self.get_rate()),  # required: ImproperlyConfigured when missing
             (f"{self.scope}_address", address, self.THROTTLE_RATES.get(f"{self.scope}_address")),
         ]
-        keys, args = [], [os.urandom(8).hex()]  # two requests in one microsecond are still two
-        for scope, ident, rate in windows:
-            if rate is not None:
-                num_requests, duration = self.parse_rate(rate)
-                keys.append(KEY_PREFIX + self.cache_format % {"scope": scope, "ident": ident})
-                args += [duration, num_requests]
-        if not keys:
-            return True
-        self.retry_after = float(sliding_windows(settings.REDIS_URL)(keys=keys, args=args))
+        self.retry_after = hit(
+            [(self.cache_format % {"scope": scope, "ident": ident}, *parse_rate(rate)) for scope, ident, rate in windows if rate]
+        )
         return self.retry_after == 0
 
     def wait(self):
         return self.retry_after
+
+
+def web_wait(request, scope: str) -> float:
+    """The API's throttle of `scope` on a web view's request: 0, or the seconds to wait."""
+    throttle = WindowThrottle()
+    return 0.0 if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)) else throttle.wait()

@@ -49,3 +49,16 @@ def test_signup_page_renders_for_anonymous(client, db):
     response = client.get(reverse("signup"))
     assert response.status_code == 200
     assert 'name="password1"' in response.content.decode()
+
+
+def test_web_signup_has_the_api_signups_throttle(client, alice, monkeypatch):
+    """Each try says whether an email is registered: as many tries as the API allows, then 429."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth", "3/minute")
+    for n in range(3):
+        response = signup(client, username=f"probe{n}", email="alice@example.com")
+        assert "already exists" in response.content.decode()
+    response = signup(client, username="probe9", email="alice@example.com")
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert "already exists" not in response.content.decode()

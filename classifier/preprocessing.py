@@ -5,10 +5,18 @@ TensorFlow. Rescaling and normalisation live inside the Keras model, so what lea
 raw uint8 RGB pixels at the model's input size.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 from PIL import Image, ImageOps
 
 HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+# Model inputs, thumbnails and heatmap overlays are all far smaller than this, and a photo of 40
+# megapixels is 120 MB decoded: decoded images are kept at most this large on their longer side.
+WORKING_SIDE = 1024
+# Full decodes of images larger than that, one at a time in each process (web or worker thread).
+LARGE_DECODES = threading.BoundedSemaphore(1)
 
 
 def prepare_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
@@ -41,11 +49,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode_image(path_or_file) -> Image.Image:
-    """Decode an image file (the first frame of an animation), upright and in RGB."""
+    """Decode an image file (the first frame of an animation), upright, in RGB and at most
+    WORKING_SIDE on its longer side (reduced with an antialiasing filter). A large JPEG decodes
+    at the smallest of 1/2, 1/4 or 1/8 scale that stays above that size; any other large image
+    decodes in full, one at a time per process."""
     with Image.open(path_or_file) as image:
         image.seek(0)
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+        with LARGE_DECODES if image.width * image.height > WORKING_SIDE**2 else contextlib.nullcontext():
+            image = to_rgb(ImageOps.exif_transpose(image))
+            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS, reducing_gap=None)
+        return image
 
 
 def load_image_array(path_or_file, size: tuple[int, int]) -> np.ndarray:

@@ -3,7 +3,8 @@ the declared content type.
 
 Checks, in order: not empty, at most settings.MAX_UPLOAD_BYTES, decodable as one of the
 allowed formats, at most settings.MAX_IMAGE_PIXELS (read from the header, before any pixel is
-decoded), and the first frame decodes completely (truncated or corrupt files fail here).
+decoded), and the first frame decodes (truncated or corrupt files fail here; see check_decodes
+for large images).
 """
 
 import hashlib
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from classifier.preprocessing import LARGE_DECODES
+
 # Pillow format name -> (file extension, content type)
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -25,6 +28,8 @@ ALLOWED_FORMATS = {
     "BMP": ("bmp", "image/bmp"),
 }
 FORMAT_NAMES = "JPEG, PNG, GIF, WebP or BMP"
+# Images up to this size are checked by decoding them in full (at most 16 MB of RGBA).
+FULL_DECODE_PIXELS = 4_000_000
 
 
 # A class name that is also a safe folder name in image-folder datasets (letters, digits,
@@ -61,6 +66,23 @@ def pixel_cap() -> str:
     return f"at most {settings.MAX_IMAGE_PIXELS / 1e6:g} megapixels are accepted."
 
 
+def check_decodes(image: Image.Image) -> None:
+    """Decode the first frame (truncated or corrupt data fails here) without holding more
+    pixels than needed: a large JPEG decodes at 1/8 scale (the whole stream is still read), a
+    large PNG has every chunk's checksum verified instead, and any other large image decodes
+    in full, one at a time per process (preprocessing.LARGE_DECODES)."""
+    if image.width * image.height <= FULL_DECODE_PIXELS:
+        image.load()
+    elif image.format == "JPEG":
+        image.draft(image.mode, (image.width // 8, image.height // 8))
+        image.load()
+    elif image.format == "PNG":
+        image.verify()
+    else:
+        with LARGE_DECODES:
+            image.load()
+
+
 def inspect_image(data: bytes) -> ImageInfo:
     """Return what the bytes are, or raise InvalidImage saying why they are refused."""
     if not data:
@@ -75,7 +97,7 @@ def inspect_image(data: bytes) -> ImageInfo:
                 if width * height > settings.MAX_IMAGE_PIXELS:
                     raise InvalidImage(f"The image is {width}x{height} pixels; {pixel_cap()}")
                 image.seek(0)
-                image.load()  # decodes the first frame: truncated data fails here
+                check_decodes(image)
                 image_format = image.format
     except InvalidImage:
         raise

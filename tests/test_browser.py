@@ -18,6 +18,26 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+class Browser:
+    """Chromium whose pages report every Content-Security-Policy violation into `violations`."""
+
+    def __init__(self, chromium):
+        self.chromium = chromium
+        self.violations = []
+
+    def new_page(self):
+        return self.new_context().new_page()
+
+    def new_context(self):
+        context = self.chromium.new_context()
+        context.on("console", self.console)
+        return context
+
+    def console(self, message):
+        if "Content Security Policy" in message.text:
+            self.violations.append(message.text)
+
+
 @pytest.fixture
 def browser():
     if not os.path.exists(CHROMIUM):
@@ -27,10 +47,12 @@ def browser():
     # Playwright's sync API runs an event loop; the test's own ORM calls are still synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = Browser(chromium)
         yield browser
-        browser.close()
+        chromium.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    assert browser.violations == []  # on every page a test visited
 
 
 @pytest.fixture
@@ -63,7 +85,7 @@ def test_sign_up_upload_search_share(live_server, browser, worker, bob, tmp_path
     page.screenshot(path=str(tmp_path / "result.png"))
 
     page.check("#heatmap-toggle")  # the worker makes the heatmap on this first request
-    page.wait_for_function("document.getElementById('result-image').src.startsWith('blob:')", timeout=60_000)
+    page.wait_for_selector("#result-image[src^='blob:']", timeout=60_000)  # (wait_for_function evaluates a string: the CSP refuses)
     page.uncheck("#heatmap-toggle")
     assert "/image" in page.get_attribute("#result-image", "src")
 
@@ -94,3 +116,36 @@ def test_sign_up_upload_search_share(live_server, browser, worker, bob, tmp_path
     grantee.click(".history-card a")
     grantee.wait_for_selector("#status-badge[data-status=done]")
     assert grantee.inner_text("#top-label") == top_label
+
+
+def test_api_docs_and_admin_run_under_the_policy_and_injected_scripts_do_not(live_server, browser, django_user_model):
+    from mltrain.models import TrainingJob
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    job = TrainingJob.objects.create(name="colours", created_by=root, status="failed", error="stopped")
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector("text=ImageClass API")  # Swagger UI ran, from its own script file
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=Site administration")
+    page.goto(f"{live_server.url}/admin/mltrain/trainingjob/{job.pk}/change/")
+    page.wait_for_selector("#training-status >> text=failed: stopped")  # the progress script ran
+    page.goto(f"{live_server.url}/admin/accounts/user/{root.pk}/change/")
+    page.wait_for_selector("text=Change user")
+
+    page.goto(f"{live_server.url}/")
+    response_headers = page.request.get(f"{live_server.url}/").headers
+    assert "script-src 'self'" in response_headers["content-security-policy"]
+    from playwright.sync_api import Error
+
+    with pytest.raises(Error, match="violates the following Content Security Policy"):
+        page.add_script_tag(content="window.injected = true;")
+    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=\"window.injected = true\">')")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.injected") is None
+    assert len(browser.violations) >= 2 and all("inline" in v for v in browser.violations)  # refused, and reported
+    browser.violations.clear()

@@ -1,6 +1,7 @@
 """No input gets a 5xx: every URL pattern the resolver knows (web, API, admin) is requested by a
 superuser with malformed ids and out-of-range query values, so a route added later is swept
-without a line here. Under /api/ every error, even one Django raises before DRF runs, is JSON."""
+without a line here; every HTML page it gets has the Content-Security-Policy. Under /api/ every
+error, even one Django raises before DRF runs, is JSON."""
 
 import json
 import re
@@ -75,6 +76,8 @@ def test_no_route_answers_5xx(root):
                 response = client.get(path, query)
                 if response.status_code >= 500:
                     failures.append(f"GET {path[:80]} {query} -> {response.status_code}")
+                if response.get("Content-Type", "").startswith("text/html") and "script-src 'self'" not in response.get("Content-Security-Policy", ""):
+                    failures.append(f"GET {path[:80]} {query}: an HTML page without the Content-Security-Policy")
             response = client.post(path, {"ids": ["$ne"], "image_url": "x", "username": "$ne"})
             if response.status_code >= 500:
                 failures.append(f"POST {path[:80]} -> {response.status_code}")

@@ -22,6 +22,7 @@ from classifier.history import HistoryFilter
 from accounts.models import Share
 from classifier.models import Classification, ModelVersion, ServiceUnavailable
 from classifier.views import heatmap_response, image_response, visible_classification
+from imageclass.middleware import RETRY_AFTER_SECONDS
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -223,7 +224,9 @@ class ClassificationListView(APIView):
         try:
             classification = Classification.submit(data, owner=request.user, **fields)
         except ServiceUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return Response(
+                {"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
         if wait and wait_for_end(classification.pk, wait):
             classification = Classification.by_pk(classification.pk)
         body = ClassificationSerializer(classification, context={"request": request}).data

@@ -14,7 +14,8 @@ MAX_WAIT = 10.0  # seconds; longer requests would tie up the web server's thread
 
 
 def _redis():
-    return redis_client(settings.REDIS_URL, socket_timeout=MAX_WAIT + 5)
+    # A blocking read may take the whole wait, then up to the usual timeout.
+    return redis_client(settings.REDIS_URL, read_timeout=MAX_WAIT + settings.REDIS_TIMEOUT)
 
 
 def _key(pk) -> str:

@@ -16,6 +16,7 @@ from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
 from classifier.models import Classification, ModelVersion, ServiceUnavailable
 from classifier.validation import ALLOWED_FORMATS
+from imageclass.middleware import RETRY_AFTER_SECONDS
 from imageclass.storage import STORAGE_ERRORS
 
 
@@ -142,7 +143,9 @@ def home(request):
                 created.append(Classification.submit(data, owner=owner, session_key=request.session.session_key, **fields))
         except ServiceUnavailable as exc:
             messages.error(request, str(exc))
-            return render(request, "classifier/home.html", home_context(form, created), status=503)
+            response = render(request, "classifier/home.html", home_context(form, created), status=503)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         if len(created) == 1:
             return redirect("result", pk=created[0].pk)
         messages.success(request, f"{len(created)} images sent for classification; results appear below.")

@@ -12,6 +12,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from imageclass.middleware import RETRY_AFTER_SECONDS
+
 
 MIN_WIRE_VERSION = 25  # MongoDB 8.0: its bulkWrite command is how a worker ends a batch
 
@@ -37,7 +39,8 @@ def check_broker() -> None:
     from imageclass.celery import app
 
     with app.connection_for_write() as connection:
-        connection.ensure_connection(max_retries=1, timeout=2)
+        # One retry at once (each try waits up to REDIS_TIMEOUT), not after kombu's 2 s pause.
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
 
 
 def check_model() -> dict:
@@ -75,4 +78,7 @@ def healthz(request):
 def readyz(request):
     checks = {name: run_check(check) for name, check in READINESS_CHECKS.items()}
     ready = all(result["ok"] for result in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    response = JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    if not ready:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -147,6 +147,11 @@ _redis_url = env_required("REDIS_URL") if PRODUCTION else env_str("REDIS_URL")
 EMBEDDED_REDIS = not _redis_url
 REDIS_URL = _redis_url or embedded_redis_url(EMBEDDED_REDIS_PORT)
 CACHES = {"default": {"BACKEND": "imageclass.cache.RedisCache", "LOCATION": REDIS_URL}}
+# Seconds any use of Redis (cache, throttles, lockouts, announcements, the broker) waits to
+# connect or for an answer; one that times out stops this process asking for REDIS_RETRY_AFTER
+# seconds (imageclass.cache), so a stalled Redis costs a request one timeout, not one each.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 1.0, minimum=0.1, maximum=30)
+REDIS_RETRY_AFTER = env_float("REDIS_RETRY_AFTER", 5.0, minimum=0, maximum=300)
 # Seconds the cache remembers which user an API token authenticates (accounts.ApiToken.user_for),
 # saving two database reads per API request. Only a shared cache (Redis) can: every web process
 # must forget a revoked token together.
@@ -289,9 +294,16 @@ TRAINING_ZIP_MAX_EXPANSION = env_int("TRAINING_ZIP_MAX_EXPANSION", 20, minimum=2
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 # With late acks an unacknowledged message returns to the queue after this long.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    "socket_timeout": REDIS_TIMEOUT,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, minimum=0.1)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", REDIS_TIMEOUT, minimum=0.1)
+# One retry of a publish (a pooled connection to a restarted broker fails once), not Celery's
+# three: with a stalled broker each try waits REDIS_TIMEOUT.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_IGNORE_RESULT = True  # results live in MongoDB
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -10,13 +10,14 @@ window (the address's, say) does not use up the caller's allowance in another.
 """
 
 import functools
+import logging
 import os
 from types import SimpleNamespace
 
 from django.conf import settings
 from rest_framework.throttling import ScopedRateThrottle
 
-from imageclass.cache import redis_client
+from imageclass.cache import UNREACHABLE, redis_client
 
 # KEYS: the windows; ARGV[1]: a unique member for this request, then each window's seconds and
 # request limit. Returns 0 when the request is allowed (and recorded in every window), else the
@@ -44,6 +45,10 @@ end
 return 0
 """
 KEY_PREFIX = "imageclass:throttle:"
+# Scopes whose requests are served uncounted while Redis is unreachable: reads need nothing else
+# from it. Uploads, sign-ups and token requests are refused (503) instead.
+UNCOUNTED_WITHOUT_REDIS = ("read",)
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -83,9 +88,15 @@ class WindowThrottle(ScopedRateThrottle):
             (self.scope, caller, self.get_rate()),  # required: ImproperlyConfigured when missing
             (f"{self.scope}_address", address, self.THROTTLE_RATES.get(f"{self.scope}_address")),
         ]
-        self.retry_after = hit(
-            [(self.cache_format % {"scope": scope, "ident": ident}, *parse_rate(rate)) for scope, ident, rate in windows if rate]
-        )
+        try:
+            self.retry_after = hit(
+                [(self.cache_format % {"scope": scope, "ident": ident}, *parse_rate(rate)) for scope, ident, rate in windows if rate]
+            )
+        except UNREACHABLE:
+            if self.scope in UNCOUNTED_WITHOUT_REDIS:
+                log.warning("throttle %s not counted: Redis is unreachable", self.scope)
+                return True
+            raise  # a 503 (imageclass.middleware)
         return self.retry_after == 0
 
     def wait(self):

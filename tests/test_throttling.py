@@ -30,7 +30,9 @@ def test_concurrent_requests_are_counted_exactly(db, monkeypatch):
     assert not throttle.allow_request(request, view) and 59 < throttle.wait() <= 60
 
 
-def test_an_unreachable_redis_is_a_503_with_retry_after(alice, settings):
+def test_an_unreachable_redis_refuses_uploads_with_503_and_serves_reads(alice, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the throttles' Redis: nothing listens there
-    response = api_client_for(alice).get("/api/v1/me/")
+    api = api_client_for(alice)
+    response = api.post("/api/v1/classifications/", {"image_url": "https://example.com/cat.jpg"})
     assert response.status_code == 503 and response["Retry-After"] and "unavailable" in response.json()["detail"]
+    assert api.get("/api/v1/me/").status_code == 200  # a read needs nothing else from Redis

@@ -11,8 +11,9 @@ What keeps every announced job moving: while the list holds ids, the flag is set
 is on its way to take them (a take that leaves ids behind also takes the next one and sends
 its job a message; one that empties the list clears the flag, so the next upload sends one).
 Each step is one atomic script, so an upload and a take cannot interleave inside one. Whatever escapes this (a process
-killed between two steps, Redis lost) is a job left queued, which the stuck-job sweep sends
-again with a message of its own.
+killed between two steps, Redis lost) is a job left queued: an inference worker rebuilds the
+list from the database as it starts (`reannounce`), and the stuck-job sweep sends any job left
+behind again with a message of its own.
 """
 
 import functools
@@ -67,6 +68,20 @@ def announce(pk) -> bool:
 def not_sent():
     """The message announce() asked for could not be sent: let the next upload send one."""
     redis_client(settings.REDIS_URL).delete(MESSAGE_ON_ITS_WAY)
+
+
+def reannounce(pks) -> str:
+    """Make the list `pks` (oldest first) in one transaction, dropping what it held and the
+    flag: a worker starting after a crash or a lost Redis rebuilds it from the database. Returns
+    the id the caller must send a message for ('' when there is none)."""
+    with redis_client(settings.REDIS_URL).pipeline() as pipe:
+        pipe.delete(ANNOUNCED, MESSAGE_ON_ITS_WAY)
+        for start in range(0, len(pks), 1000):
+            pipe.rpush(ANNOUNCED, *pks[start : start + 1000])
+        if pks:
+            pipe.expire(ANNOUNCED, LIST_LIFETIME).set(MESSAGE_ON_ITS_WAY, 1, ex=FLAG_LIFETIME)
+        pipe.execute()
+    return str(pks[0]) if pks else ""
 
 
 def take(limit: int, own_pk) -> tuple[list[str], str]:

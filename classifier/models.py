@@ -2,6 +2,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import uuid
 import zipfile
 from datetime import datetime, timedelta
@@ -455,29 +456,46 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
             raise
         return classification
 
-    def claim(self, stale_before=None) -> bool:
+    def claim(self, stale_before=None, worker: str = "") -> bool:
         """Take the job for this worker: queued, or running but abandoned (started before
         `stale_before`, i.e. its worker died). One conditional update: only one worker wins."""
         claimable = [{"status": self.Status.QUEUED}]
         if stale_before is not None:
             claimable.append({"status": self.Status.RUNNING, "started_at": {"$lt": stale_before}})
-        increment, changes = self.claiming()
+        increment, changes = self.claiming(worker)
         # One plain condition at a time: with $or the embedded engine scans every job.
         return any(self.transition(condition, increment, **changes) for condition in claimable)
 
     @classmethod
-    def claiming(cls) -> tuple:
-        """(increment, changes) of a claim, under a token of its own."""
-        return ["attempts"], {"status": cls.Status.RUNNING, "started_at": timezone.now(), "claim_token": uuid.uuid4().hex}
+    def claiming(cls, worker: str = "") -> tuple:
+        """(increment, changes) of a claim, under a token of its own that starts with the
+        claiming worker's name (see `abandoned`)."""
+        token = f"{worker}/{uuid.uuid4().hex}"
+        return ["attempts"], {"status": cls.Status.RUNNING, "started_at": timezone.now(), "claim_token": token}
 
     @classmethod
-    def claim_announced(cls, pks) -> list["Classification"]:
+    def abandoned(cls, worker: str) -> list["Classification"]:
+        """The jobs still running under claims of `worker` (a Celery worker's unique name): as
+        it starts, those are what an earlier process of it held when it died."""
+        found = connection.database[cls._meta.db_table].find(
+            {"status": cls.Status.RUNNING, "claim_token": {"$regex": f"^{re.escape(worker)}/"}}, {"_id": 1}
+        )
+        return cls.by_pks([each["_id"] for each in found])
+
+    @classmethod
+    def queued_ids(cls) -> list[str]:
+        """The ids of every queued job, oldest first (the (status, queued_at) index's order)."""
+        found = connection.database[cls._meta.db_table].find({"status": cls.Status.QUEUED}, {"_id": 1}, sort=[("queued_at", 1)])
+        return [str(each["_id"]) for each in found]
+
+    @classmethod
+    def claim_announced(cls, pks, worker: str = "") -> list["Classification"]:
         """The queued jobs among `pks` (announced ones, oldest first), each claimed as `claim`
         does, by one update of them all; the read after it tells the jobs this claim won by
         their token. The worker runs them in one batch with its own. One update_many, where
         an update per job cost the embedded engine 2.5 ms each (1.4 ms a job this way) and
         under load kept a batch of 16 waiting 99 ms for its claims."""
-        increment, changes = cls.claiming()
+        increment, changes = cls.claiming(worker)
         ids = [cls._meta.pk.to_python(pk) for pk in pks]
         connection.database[cls._meta.db_table].update_many(
             {"_id": {"$in": ids}, "status": cls.Status.QUEUED}, cls._update(increment, changes)

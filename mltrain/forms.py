@@ -3,7 +3,10 @@ from django import forms
 from mltrain.archive import InvalidArchive, inspect_archive
 
 BACKBONE_CHOICES = [
-    ("imageclass", "ImageClass: the active model (works offline; images at its input size)"),
+    ("efficientnet_lite0", "EfficientNet-Lite0, ImageNet weights (installed: no download)"),
+    ("efficientnet_lite1", "EfficientNet-Lite1, ImageNet weights (installed)"),
+    ("efficientnet_lite2", "EfficientNet-Lite2, ImageNet weights (installed)"),
+    ("imageclass", "ImageClass: the active model (images at its input size)"),
     ("mobilenet_v2", "MobileNetV2, ImageNet weights (the trainer needs internet once)"),
     ("efficientnet_b0", "EfficientNetB0, ImageNet weights"),
     ("resnet50", "ResNet50, ImageNet weights"),
@@ -16,7 +19,7 @@ class TrainingJobForm(forms.Form):
     dataset = forms.FileField(
         help_text="A zip of class folders: <class>/<image>, JPEG, PNG, GIF, WebP or BMP, at least 2 classes."
     )
-    backbone = forms.ChoiceField(choices=BACKBONE_CHOICES, initial="imageclass")
+    backbone = forms.ChoiceField(choices=BACKBONE_CHOICES, initial="efficientnet_lite0")
     image_size = forms.IntegerField(
         required=False, min_value=32, max_value=512, help_text="Input size in pixels (default: the backbone's)."
     )

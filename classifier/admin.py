@@ -23,14 +23,16 @@ from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 
 EXPORT_FORMATS = {"tflite": "TFLite (LiteRT)", "onnx": "ONNX"}
 
-REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
+REPORT_IMAGES = ("curves.png", "confusion_matrix.png", "reliability.png")
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "architecture", "accuracy", "classes", "is_active", "created_at", "activated_at", "activated_by")
     list_filter = ("is_active", "name")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + ["quality_page", "downloads", "report"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + [
+        "calibration", "quality_page", "downloads", "report",
+    ]  # fmt: skip
     actions = ["activate"]
 
     @admin.display(description="validation accuracy")
@@ -49,6 +51,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
             if name in obj.report_keys
         ]
         return format_html_join("", '<img src="{}" alt="{}" style="max-width: 480px; display: block; margin-bottom: 1em">', images) or "—"
+
+    @admin.display(description="calibration")
+    def calibration(self, obj):
+        figures = obj.calibration
+        threshold = f"uncertain below {obj.uncertain_below:.0%}"
+        if not figures:
+            return f"not fitted (published before reports fitted it); {threshold}"
+        return (
+            f"temperature {figures['temperature']:.3f}; expected calibration error {figures['ece_before']:.3f} -> "
+            f"{figures['ece_after']:.3f}, NLL {figures['nll_before']:.4f} -> {figures['nll_after']:.4f} on validation; {threshold}"
+        )
 
     @admin.display(description="per-class quality")
     def quality_page(self, obj):

@@ -129,5 +129,5 @@ def classify_files(version: ModelVersion, paths: list, k: int = 3):
     for start in range(0, len(paths), MAX_BATCH):
         chunk = paths[start : start + MAX_BATCH]
         images = np.stack([load_image_array(p, version.input_size) for p in chunk])
-        for path, probabilities in zip(chunk, model(images)):
+        for path, probabilities in zip(chunk, version.calibrated(model(images))):
             yield path, top_k(probabilities, version.class_names, k)

@@ -1,3 +1,4 @@
+import functools
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ from pymongo import UpdateOne
 
 from accounts.models import Share
 from classifier import batching, notify
+from classifier.probabilities import apply_temperature
 from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -25,12 +27,23 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = (
-    "metrics.json", "curves.png", "confusion_matrix.png", "misclassified.npz", "MODEL_CARD.md", "training.json",
+    "metrics.json", "curves.png", "confusion_matrix.png", "reliability.png", "misclassified.npz", "MODEL_CARD.md",
+    "training.json",
 )  # fmt: skip
+# The "uncertain" threshold of versions published before their reports fitted one.
+DEFAULT_UNCERTAIN_BELOW = 0.5
 
 
 def models_storage():
     return storages["models"]
+
+
+@functools.lru_cache(maxsize=256)
+def fitted_uncertain_below(pk) -> float:
+    """A version's threshold by id, remembered (a published version's figures never change):
+    history pages flag many results of a few versions."""
+    version = ModelVersion.objects.filter(pk=pk).only("metrics").first() if pk else None
+    return (version.calibration if version else {}).get("uncertain_below", DEFAULT_UNCERTAIN_BELOW)
 
 
 class ModelVersion(models.Model):
@@ -77,6 +90,28 @@ class ModelVersion(models.Model):
     @property
     def validation_accuracy(self):
         return self.metrics.get("validation", {}).get("accuracy")
+
+    @property
+    def calibration(self) -> dict:
+        """The temperature and uncertainty threshold fitted on validation, with their figures
+        (empty for versions published before reports fitted them)."""
+        return self.metrics.get("calibration") or {}
+
+    def calibrated(self, probabilities):
+        """The model's probabilities as served: scaled by the version's temperature."""
+        return apply_temperature(probabilities, self.calibration.get("temperature", 1.0))
+
+    @property
+    def uncertain_below(self) -> float:
+        return self.uncertain_below_of(self.pk)
+
+    @staticmethod
+    def uncertain_below_of(pk) -> float:
+        """Answers of version `pk` below this top probability are flagged uncertain:
+        UNCERTAIN_BELOW when set, else the version's own threshold from validation."""
+        if settings.UNCERTAIN_BELOW is not None:
+            return settings.UNCERTAIN_BELOW
+        return fitted_uncertain_below(pk)
 
     @classmethod
     def active(cls):
@@ -397,7 +432,9 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
 
     @property
     def is_uncertain(self) -> bool:
-        return self.top_probability is not None and self.top_probability < settings.UNCERTAIN_BELOW
+        if self.top_probability is None:
+            return False
+        return self.top_probability < ModelVersion.uncertain_below_of(self.model_version_id)
 
     @classmethod
     def image_key_for(cls, owner, extension: str) -> str:

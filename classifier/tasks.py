@@ -88,7 +88,7 @@ def run_inference(jobs: list[Classification]) -> dict:
     if not ready:
         return errors
     predicting = time.perf_counter()
-    probabilities = model(np.stack([pixels for _, _, pixels, _ in ready]))
+    probabilities = version.calibrated(model(np.stack([pixels for _, _, pixels, _ in ready])))
     predict_ms = milliseconds(time.perf_counter() - predicting)
     endings = []
     for (job, image, _, timings), job_probabilities in zip(ready, probabilities):

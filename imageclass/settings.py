@@ -345,8 +345,10 @@ HEATMAP_RETRY_AFTER = env_int("HEATMAP_RETRY_AFTER", 60, minimum=5)
 # An export (TFLite, ONNX) asked for but not built within this many seconds is asked for again.
 EXPORT_RETRY_AFTER = env_int("EXPORT_RETRY_AFTER", 900, minimum=30)
 
-# Results whose top probability is below this are flagged "uncertain".
-UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", 0.5, minimum=0, maximum=1)
+# Results whose top probability is below this are flagged "uncertain"; unset, each model
+# version's own threshold (from its validation images: answers at or above it right at least
+# 95% of the time; 0.5 for versions published before reports fitted one).
+UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", None, minimum=0, maximum=1)
 
 # The trained model committed with the project, published into the registry on first run.
 SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")

@@ -1,7 +1,8 @@
 """Evaluation report written next to every trained model.
 
-metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix), curves.png
-(accuracy and loss, train vs validation), confusion_matrix.png, misclassified.npz (examples of
+metrics.json (accuracy, loss, per-class precision/recall/F1, confusion matrix, the temperature
+and uncertainty threshold fitted on validation with their ECE and NLL), curves.png (accuracy and
+loss, train vs validation), confusion_matrix.png, reliability.png, misclassified.npz (examples of
 each confusion-matrix cell, for the model's quality page) and MODEL_CARD.md. metrics.json also
 holds the int8 verdict: how the workers' int8 copy compares with the model on the validation
 images, which decides whether workers may serve it.
@@ -18,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from classifier.runtime import int8_verdict  # noqa: E402
-from mltrain import training  # noqa: E402
+from mltrain import calibration, training  # noqa: E402
 
 EVALUATION_BATCH = 256
 EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
@@ -129,6 +130,29 @@ def plot_confusion(metrics: dict, path: Path):
     plt.close(fig)
 
 
+def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, figures: dict, path: Path):
+    """Accuracy against confidence in equal bins, before and after temperature scaling: a
+    calibrated model's bars follow the diagonal."""
+    calibrated = calibration.apply_temperature(probabilities, figures["temperature"])
+    edges = np.linspace(0, 1, figures["bins"] + 1)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
+    for shown, label, ece in ((probabilities, "model", figures["ece_before"]), (calibrated, f"T = {figures['temperature']:.2f}", figures["ece_after"])):
+        confidence, correct = calibration.reliability(shown, labels)
+        which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, figures["bins"] - 1)
+        kept = [b for b in range(figures["bins"]) if (which == b).any()]
+        ax.plot([confidence[which == b].mean() for b in kept], [correct[which == b].mean() for b in kept], marker="o",
+                label=f"{label} (ECE {ece:.3f})")  # fmt: skip
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability on validation")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def augmentation(config: dict, side: int) -> str:
     """"random-crop (4 px), flip and cutout (12 px) augmentation", as the run had it (runs from
     before these settings were recorded had the defaults)."""
@@ -164,7 +188,7 @@ def cifar_recipe(run: dict) -> str:
     )
 
 
-def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict) -> str:
+def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict, calibrated: dict) -> str:
     config = run["config"]
     seconds = sum(r.get("epoch_seconds", 0) for r in history)
     lines = [
@@ -189,6 +213,11 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict,
         f"on {metrics['images']} held-out images.",
         f"- int8 copy (what workers serve when allowed): {int8['reason']}: "
         + ("served." if int8["passed"] else "refused, workers serve fp32."),
+        f"- Calibration: temperature {calibrated['temperature']:.3f}, fitted on these images and applied to every "
+        f"answer served; expected calibration error ({calibrated['bins']} bins) {calibrated['ece_before']:.3f} -> "
+        f"{calibrated['ece_after']:.3f}, NLL {calibrated['nll_before']:.4f} -> {calibrated['nll_after']:.4f}. "
+        f"Answers below {calibrated['uncertain_below']:.2%} are flagged uncertain (those at or above it are right "
+        "at least 95% of the time). `reliability.png`.",
         "",
         "| class | precision | recall | F1 |",
         "|---|---|---|---|",
@@ -215,11 +244,14 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     report = {
         "validation": metrics,
         "int8": int8_verdict(model, validation.images, validation.labels),
+        "calibration": calibration.calibration_report(probabilities, validation.labels),
         "epochs": len(history),
         "history": history,
     }
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, output / "curves.png")
     plot_confusion(metrics, output / "confusion_matrix.png")
-    (output / "MODEL_CARD.md").write_text(model_card(run, history, metrics, comparisons or {}, report["int8"]))
+    plot_reliability(probabilities, validation.labels, report["calibration"], output / "reliability.png")
+    card = model_card(run, history, metrics, comparisons or {}, report["int8"], report["calibration"])
+    (output / "MODEL_CARD.md").write_text(card)
     return report

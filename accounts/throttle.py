@@ -34,9 +34,15 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
 
 
+def digest(identifier: str) -> str:
+    """A username or email as a key part: case and surrounding spaces ignored, never stored
+    in clear."""
+    return hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+
+
 class Keys:
     def __init__(self, username: str, address: str):
-        account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+        account = digest(username)
         self.pair = f"{PREFIX}pair:{account}:{address}"
         self.pair_lock = f"{PREFIX}pair-lock:{account}:{address}"
         self.address = f"{PREFIX}address:{address}"

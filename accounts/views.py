@@ -1,4 +1,3 @@
-import hashlib
 import math
 
 from django.conf import settings
@@ -53,8 +52,8 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        digest = hashlib.sha256(form.cleaned_data["email"].strip().lower().encode()).hexdigest()[:32]
-        if hit([(f"password-reset:email:{digest}", *parse_rate(settings.PASSWORD_RESET_RATE_EMAIL))]):
+        email = f"password-reset:email:{throttle.digest(form.cleaned_data['email'])}"
+        if hit([(email, *parse_rate(settings.PASSWORD_RESET_RATE_EMAIL))]):
             return redirect(self.get_success_url())
         return super().form_valid(form)
 

@@ -74,9 +74,10 @@ class MomentField(forms.Field):
 
 def parsed(text: str) -> tuple:
     """(moment, day) from an ISO 8601 date-time or date; (None, None) when it is neither."""
+    text = str(text).strip()
     try:
-        moment = parse_datetime(str(text).strip())
-        return moment, None if moment else parse_date(str(text).strip())
+        moment = parse_datetime(text)
+        return moment, None if moment else parse_date(text)
     except ValueError:  # well-formed but impossible: month 13, an offset of 25 hours
         return None, None
 

@@ -9,20 +9,15 @@ golden-section search on it finds the optimum."""
 
 import numpy as np
 
-from classifier.probabilities import apply_temperature
+from classifier.probabilities import apply_temperature, log_probabilities
 
 BINS = 10
 # Search range of 1/T: from ten times softer to twenty times sharper.
 INVERSE_TEMPERATURE_RANGE = (0.05, 20.0)
 
 
-def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0))
-
-
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    picked = np.asarray(probabilities)[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
+    return float(-log_probabilities(probabilities)[np.arange(len(labels)), labels].mean())
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, steps: int = 60) -> float:
@@ -49,11 +44,14 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, steps: int = 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """The gap between confidence (top probability) and accuracy, averaged over `bins` equal
     confidence bins weighted by how many answers fall in each."""
+    return float(sum(abs(confidence - accuracy) * count for confidence, accuracy, count in binned(probabilities, labels, bins)) / len(labels))
+
+
+def binned(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, answers) of each non-empty one of `bins` equal confidence bins."""
     confidence, correct = reliability(probabilities, labels)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    gaps = [abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).sum() for b in range(bins) if (which == b).any()]
-    return float(sum(gaps) / len(labels))
+    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
+    return [(confidence[which == b].mean(), correct[which == b].mean(), int((which == b).sum())) for b in range(bins) if (which == b).any()]
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

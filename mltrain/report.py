@@ -40,11 +40,10 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
     precision = np.divide(true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0)
     recall = np.divide(true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
-    picked = probabilities[np.arange(len(labels)), labels]
     return {
         "images": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
-        "loss": float(-np.log(np.clip(picked, 1e-12, 1)).mean()),
+        "loss": calibration.negative_log_likelihood(probabilities, labels),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(class_names, precision, recall, f1, confusion.sum(axis=1))
@@ -134,15 +133,11 @@ def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, figures: dic
     """Accuracy against confidence in equal bins, before and after temperature scaling: a
     calibrated model's bars follow the diagonal."""
     calibrated = calibration.apply_temperature(probabilities, figures["temperature"])
-    edges = np.linspace(0, 1, figures["bins"] + 1)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
     for shown, label, ece in ((probabilities, "model", figures["ece_before"]), (calibrated, f"T = {figures['temperature']:.2f}", figures["ece_after"])):
-        confidence, correct = calibration.reliability(shown, labels)
-        which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, figures["bins"] - 1)
-        kept = [b for b in range(figures["bins"]) if (which == b).any()]
-        ax.plot([confidence[which == b].mean() for b in kept], [correct[which == b].mean() for b in kept], marker="o",
-                label=f"{label} (ECE {ece:.3f})")  # fmt: skip
+        confidence, accuracy, _ = zip(*calibration.binned(shown, labels, figures["bins"]))
+        ax.plot(confidence, accuracy, marker="o", label=f"{label} (ECE {ece:.3f})")
     ax.set_xlabel("confidence (top probability)")
     ax.set_ylabel("accuracy")
     ax.set_title("reliability on validation")

@@ -186,6 +186,13 @@ def compile_for(model: keras.Model, learning_rate: float):
     )
 
 
+def fine_tune_schedule(config: TransferConfig, train_size: int):
+    """Cosine decay from the fine-tuning rate to zero over the phase's planned steps: the last
+    epochs take small steps, which is where a fine-tune gains its final points."""
+    steps = max(config.fine_tune_epochs, 1) * -(-train_size // config.batch_size)
+    return keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, decay_steps=steps)
+
+
 def fit_phase(model, config, train, validation, output, name, epochs, initial_epoch, callbacks):
     """One phase, checkpointed under checkpoints/<name>; returns the epochs it ran."""
     if epochs <= 0:
@@ -219,7 +226,7 @@ def describe(config: TransferConfig) -> str:
         f"new head (dropout {config.dropout}, softmax) trained on the frozen backbone for up to "
         f"{config.head_epochs} epochs at Adam {config.learning_rate}, then the top blocks from "
         f"`{config.fine_tune_from or spec.fine_tune_from}` fine-tuned (batch-norm frozen) for up to "
-        f"{config.fine_tune_epochs} epochs at {config.fine_tune_learning_rate}; early stopping "
+        f"{config.fine_tune_epochs} epochs from {config.fine_tune_learning_rate} with cosine decay; early stopping "
         f"(patience {config.patience}, best epoch kept), random-crop and flip augmentation"
         + (", class weights balancing the folders." if config.balance_classes else ".")
     )
@@ -244,7 +251,7 @@ def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, 
         model.save_weights(head_weights)
         phases.write_text(json.dumps({"head_epochs": head_epochs}))
     unfreeze_top(model, config.fine_tune_from or BACKBONES[config.backbone].fine_tune_from)
-    compile_for(model, config.fine_tune_learning_rate)
+    compile_for(model, fine_tune_schedule(config, len(train.labels)))
     fit_phase(model, config, train, validation, output, "fine_tune", config.fine_tune_epochs, head_epochs, callbacks)
     keras.mixed_precision.set_global_policy("float32")  # the shipped weights: portable to any CPU
     serving = build_model(config, len(train.class_names), pretrained=False)

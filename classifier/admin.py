@@ -57,7 +57,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         figures = obj.calibration
         threshold = f"uncertain below {obj.uncertain_below:.0%}"
         if not figures:
-            return f"not fitted (published before reports fitted it); {threshold}"
+            return f"not fitted (no validation images when it was published); {threshold}"
         return (
             f"temperature {figures['temperature']:.3f}; expected calibration error {figures['ece_before']:.3f} -> "
             f"{figures['ece_after']:.3f}, NLL {figures['nll_before']:.4f} -> {figures['nll_after']:.4f} on validation; {threshold}"

@@ -9,6 +9,7 @@ import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bson import ObjectId
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -124,6 +125,15 @@ class ModelVersion(models.Model):
         alone: the ORM's query costs three times the read, and workers ask for every batch."""
         active = connection.database[cls._meta.db_table].find_one({"is_active": True}, {"_id": 1}, sort=[("activated_at", -1)])
         return active and active["_id"]
+
+    @classmethod
+    def find(cls, reference: str):
+        """The version with id `reference`, else the latest version named `reference`."""
+        if ObjectId.is_valid(reference):
+            by_id = cls.objects.filter(pk=reference).first()
+            if by_id:
+                return by_id
+        return cls.objects.filter(name=reference).order_by("-version").first()
 
     @classmethod
     def publish(cls, run_dir: Path, name: str, user=None, activate=False) -> "ModelVersion":

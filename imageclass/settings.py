@@ -352,6 +352,9 @@ UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", None, minimum=0, maximum=1)
 
 # The trained model committed with the project, published into the registry on first run.
 SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
+# Register the general model (EfficientNet-Lite0, ImageNet's 1,000 classes; inactive) beside the
+# shipped one on first run. Building it takes about a minute once per machine.
+GENERAL_MODEL = env_bool("GENERAL_MODEL", True)
 # Where workers keep local copies of model artifacts (Keras loads from a file).
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # litert-int8: the active Keras model converted once to LiteRT (XNNPACK) with int8 weights,

@@ -163,9 +163,11 @@ def imagenet_classifier(variant: str = "lite0") -> keras.Model:
     the 1,000 class probabilities: scaling and the central crop are inside the model."""
     size = VARIANTS[variant][1]
     resized = round(size / CROP_FRACTION)
-    inputs = keras.Input((resized, resized, 3), name="pixels")
+    inputs = keras.Input((resized, resized, 3), dtype="uint8", name="pixels")
     x = layers.Rescaling(1 / 128, offset=-127 / 128, name="scale")(inputs)
     x = layers.CenterCrop(size, size, name="central_crop")(x)
-    x = pretrained(variant)(x)
+    # Inference mode pinned: a nested model called without it runs its batch norms in training
+    # mode, and one warm-up call (the LiteRT exporter makes one) would shift their statistics.
+    x = pretrained(variant)(x, training=False)
     outputs = layers.Softmax(name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"efficientnet_{variant}_imagenet")

@@ -24,22 +24,27 @@ def image_paths(arguments: list[str]) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "Classify local image files or folders with the active model (or --version), in batches."
+    help = "Classify local image files or folders with the active model (or --model-version), in batches."
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", help="image files or folders")
         parser.add_argument("--json", action="store_true", help="one JSON line per file")
         parser.add_argument("--top", type=int, default=3, help="how many labels per file (default 3)")
-        parser.add_argument("--model-version", help="a ModelVersion id instead of the active one")
+        parser.add_argument(
+            "--model-version",
+            help="a model version instead of the active one: its id, or a name (e.g. imagenet-1k) for that "
+            "name's latest version",
+        )
 
     def handle(self, *args, paths, top, model_version, **options):
         from classifier.inference import classify_files
 
-        model_version = (
-            ModelVersion.objects.filter(pk=model_version).first() if model_version else ModelVersion.active()
-        )
+        reference = model_version
+        model_version = ModelVersion.find(reference) if reference else ModelVersion.active()
         if model_version is None:
-            raise CommandError("no model version: publish one with `manage.py publish RUN --activate`")
+            raise CommandError(
+                f"no model version {reference!r}" if reference else "no model version: publish one with `manage.py publish RUN --activate`"
+            )
         files = image_paths(paths)
         if not options["json"]:
             self.stderr.write(f"{model_version}: classifying {len(files)} file(s)")

@@ -10,22 +10,33 @@ class Command(BaseCommand):
     help = (
         "Publish and activate the model shipped in the repository (SHIPPED_MODEL_DIR) when the "
         "registry has no version yet; once it has, bring the shipped model's registered version "
-        "up to date with its metrics.json. Safe to run on every start."
+        "up to date with its metrics.json. With GENERAL_MODEL, also register the general "
+        "ImageNet-1k model (inactive) if it is not yet. Safe to run on every start."
     )
 
     def handle(self, *args, **options):
         shipped = settings.SHIPPED_MODEL_DIR
         if ModelVersion.objects.exists():
             self.refresh_shipped_metrics(shipped)
-            self.stdout.write(f"registry has models; active: {ModelVersion.active() or 'none'}")
-            return
-        if not (shipped / "model.keras").exists():
+        elif (shipped / "model.keras").exists():
+            version = ModelVersion.publish(shipped, shipped.name, activate=True)
+            self.stdout.write(self.style.SUCCESS(f"published and activated the shipped model {version}"))
+        else:
             self.stdout.write(self.style.WARNING(
                 f"no shipped model in {shipped}: train one (`train`) and `publish RUN --activate`"
             ))  # fmt: skip
+        if settings.GENERAL_MODEL:
+            self.register_general_model()
+        self.stdout.write(f"active: {ModelVersion.active() or 'none'}")
+
+    def register_general_model(self):
+        from mltrain import general_model
+
+        if ModelVersion.objects.filter(name=general_model.NAME).exists():
             return
-        version = ModelVersion.publish(shipped, shipped.name, activate=True)
-        self.stdout.write(self.style.SUCCESS(f"published and activated the shipped model {version}"))
+        self.stdout.write(f"building the general model {general_model.NAME} (once per machine) ...")
+        version = ModelVersion.publish(general_model.run_folder(), general_model.NAME, activate=not ModelVersion.active_pk())
+        self.stdout.write(self.style.SUCCESS(f"registered the general model {version} ({len(version.class_names)} classes)"))
 
     def refresh_shipped_metrics(self, shipped):
         """A version of the shipped artifact registered before its report recorded what it has

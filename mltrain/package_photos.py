@@ -1,0 +1,61 @@
+"""Real photos that installed packages ship (scikit-image's `skimage.data`, matplotlib's sample
+data): no download, the same on every machine. They check models where no labelled data is at
+hand: the general model's int8 copy, and how often a CIFAR-10 model says "none of these".
+
+Each photo carries what it shows and whether that is one of CIFAR-10's ten classes."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    shows: str
+    cifar10: str = ""  # the CIFAR-10 class it shows, "" for none of them
+
+
+PHOTOS = (
+    Photo("chelsea", "a tabby cat", "cat"),
+    Photo("astronaut", "an astronaut's portrait"),
+    Photo("coffee", "a cup of coffee"),
+    Photo("rocket", "a rocket on its launch pad"),
+    Photo("motorcycle", "a motorcycle in a workshop"),
+    Photo("hubble_deep_field", "galaxies"),
+    Photo("retina", "a retina"),
+    Photo("immunohistochemistry", "stained tissue"),
+    Photo("camera", "a cameraman"),
+    Photo("coins", "coins"),
+    Photo("moon", "the moon's surface"),
+    Photo("page", "a printed page"),
+    Photo("text", "painted text"),
+    Photo("brick", "a brick wall"),
+    Photo("grass", "grass"),
+    Photo("gravel", "gravel"),
+    Photo("clock", "a clock"),
+    Photo("grace_hopper", "Grace Hopper's portrait"),
+)
+
+
+def load(name: str) -> Image.Image:
+    """The photo as an RGB image."""
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        return Image.open(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))).convert("RGB")
+    import skimage.data
+
+    pixels = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    return Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("RGB")
+
+
+def faces(count: int) -> np.ndarray:
+    """`count` of the 200 small grey faces (25x25) of Labeled Faces in the Wild that
+    scikit-image ships, as RGB: portraits, which a ten-class model calls cat or dog."""
+    import skimage.data
+
+    grey = np.asarray(skimage.data.lfw_subset()[:count] * 255, dtype=np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)

@@ -2,8 +2,9 @@
 
 The recipe is keras-io's: the backbone's own preprocessing as layers of the model (so serving
 feeds raw uint8 pixels, resized to the backbone's input by `classifier.preprocessing` as in
-training), a new pooled softmax head trained on the frozen backbone, then fine-tuning of the
-backbone's top blocks at a lower learning rate with batch-norm kept frozen. Class weights
+training), a new pooled softmax head trained on the frozen backbone's features (computed once
+per image, with a mirrored copy), then fine-tuning of the backbone's top blocks at a lower
+learning rate with batch-norm kept frozen. Class weights
 balance uneven folders; early stopping keeps the best epoch of each phase.
 
 The backbone is EfficientNet-Lite0/1/2 (the default: ImageNet weights from pip packages, so no
@@ -11,8 +12,8 @@ download), one of `keras.applications` (ImageNet weights, which Keras downloads 
 weights file, or none) or one of our own CIFAR-10 models ("imageclass").
 
 A run writes the same folder as `mltrain.training.train` (model.keras, training.json,
-history.csv, checkpoints/), plus head.weights.h5 once the first phase is done, so a rerun of an
-interrupted run skips what it finished.
+history.csv, checkpoints/), plus features.npz during the first phase and head.weights.h5 after
+it, so a rerun of an interrupted run skips what it finished.
 """
 
 import functools
@@ -218,13 +219,76 @@ def fit_phase(model, config, train, validation, output, name, epochs, initial_ep
     return len(history.epoch)
 
 
+def backbone_features(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The frozen backbone's pooled features of `images` (what the head reads)."""
+    extractor = keras.Model(model.inputs, model.get_layer("head_dropout").input)
+    return np.concatenate([
+        np.asarray(extractor(images[i : i + batch_size], training=False), dtype=np.float32)
+        for i in range(0, len(images), batch_size)
+    ])  # fmt: skip
+
+
+def cached_features(model, config, train: Dataset, validation: Dataset, output: Path) -> dict:
+    """Features of every training image and of its mirror image, and of the validation
+    images, computed once per run (features.npz: a resumed run reads them back)."""
+    path = output / "features.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return dict(cached)
+    batch = max(config.batch_size, 64)  # inference only: larger batches go faster
+    features = {
+        "train": np.concatenate([backbone_features(model, train.images, batch), backbone_features(model, train.images[:, :, ::-1], batch)]),
+        "validation": backbone_features(model, validation.images, batch),
+    }
+    partial = output / "features.partial.npz"
+    np.savez(partial, **features)
+    partial.replace(path)
+    return features
+
+
+def fit_head_on_features(model, config, train: Dataset, validation: Dataset, output: Path, callbacks) -> int:
+    """Phase one as the lesson teaches feature extraction: the frozen backbone runs once per
+    image (and its mirror), then the head trains on those features alone, which takes seconds
+    where running the backbone every epoch takes minutes. The head's weights go back into
+    `model`; returns the epochs it ran."""
+    if config.head_epochs <= 0:
+        return 0
+    features = cached_features(model, config, train, validation, output)
+    labels = np.concatenate([train.labels, train.labels])
+    head = keras.Sequential([
+        keras.Input(features["train"].shape[1:]),
+        layers.Dropout(config.dropout, name="head_dropout"),
+        layers.Dense(len(train.class_names), activation="softmax", name="probabilities"),
+    ])  # fmt: skip
+    compile_for(head, config.learning_rate)
+    history = head.fit(
+        features["train"],
+        labels,
+        batch_size=config.batch_size,
+        epochs=config.head_epochs,
+        validation_data=(features["validation"], validation.labels),
+        class_weight=class_weights(train.labels, len(train.class_names)) if config.balance_classes else None,
+        shuffle=True,
+        verbose=2,
+        callbacks=[
+            EpochWallTime(),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+            keras.callbacks.CSVLogger(output / "history.csv", append=True),
+            *callbacks,
+        ],
+    )
+    model.get_layer("probabilities").set_weights(head.get_layer("probabilities").get_weights())
+    return len(history.epoch)
+
+
 def describe(config: TransferConfig) -> str:
     spec = BACKBONES[config.backbone]
     weights = "our CIFAR-10 model" if config.backbone == "imageclass" else f"weights `{config.weights}`"
     return (
         f"Transfer learning from `{config.backbone}` ({weights}), input {config.input_size()} px: "
-        f"new head (dropout {config.dropout}, softmax) trained on the frozen backbone for up to "
-        f"{config.head_epochs} epochs at Adam {config.learning_rate}, then the top blocks from "
+        f"new head (dropout {config.dropout}, softmax) trained on the frozen backbone's features "
+        f"(computed once per image and its mirror image) for up to {config.head_epochs} epochs at "
+        f"Adam {config.learning_rate}, then the top blocks from "
         f"`{config.fine_tune_from or spec.fine_tune_from}` fine-tuned (batch-norm frozen) for up to "
         f"{config.fine_tune_epochs} epochs from {config.fine_tune_learning_rate} with cosine decay; early stopping "
         f"(patience {config.patience}, best epoch kept), random-crop and flip augmentation"
@@ -247,9 +311,10 @@ def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, 
         model.load_weights(head_weights)
         head_epochs = json.loads(phases.read_text())["head_epochs"]
     else:
-        head_epochs = fit_phase(model, config, train, validation, output, "head", config.head_epochs, 0, callbacks)
+        head_epochs = fit_head_on_features(model, config, train, validation, output, callbacks)
         model.save_weights(head_weights)
         phases.write_text(json.dumps({"head_epochs": head_epochs}))
+        (output / "features.npz").unlink(missing_ok=True)  # scratch: the head is saved
     unfreeze_top(model, config.fine_tune_from or BACKBONES[config.backbone].fine_tune_from)
     compile_for(model, fine_tune_schedule(config, len(train.labels)))
     fit_phase(model, config, train, validation, output, "fine_tune", config.fine_tune_epochs, head_epochs, callbacks)

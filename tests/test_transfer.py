@@ -97,10 +97,13 @@ def test_an_interrupted_transfer_run_skips_the_finished_head_phase(folder, tmp_p
         backbone="imageclass", weights=str(tiny_run / "model.keras"), head_epochs=1, fine_tune_epochs=1, batch_size=8
     )
 
+    def phase(model):  # the head phase trains a head model of its own, on cached features
+        return "fine-tune" if any(layer.name == "group3_conv1" and layer.trainable for layer in model.layers) else "head"
+
     class Interrupt(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            if self.model.get_layer("group3_conv1").trainable:
-                raise KeyboardInterrupt  # in the fine-tuning phase
+            if phase(self.model) == "fine-tune":
+                raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         transfer.train_transfer(config, dataset, dataset, tmp_path, callbacks=[Interrupt()])
@@ -109,10 +112,28 @@ def test_an_interrupted_transfer_run_skips_the_finished_head_phase(folder, tmp_p
 
     class Phases(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            phases.append("fine-tune" if self.model.get_layer("group3_conv1").trainable else "head")
+            phases.append(phase(self.model))
 
     transfer.train_transfer(config, dataset, dataset, tmp_path, callbacks=[Phases()])
     assert phases == ["fine-tune"]
+
+
+def test_phase_one_trains_the_head_on_features_computed_once_per_image_and_mirror(folder, tmp_path, tiny_run):
+    dataset = load_image_folder(folder, (32, 32))
+    config = transfer.TransferConfig(backbone="imageclass", weights=str(tiny_run / "model.keras"), head_epochs=3, batch_size=8)
+    model = transfer.build_model(config, len(dataset.class_names))
+    transfer.freeze_backbone(model)
+    features = transfer.cached_features(model, config, dataset, dataset, tmp_path)
+    mirrored = transfer.backbone_features(model, dataset.images[:, :, ::-1], 8)
+    assert features["train"].shape[0] == 2 * len(dataset) and (tmp_path / "features.npz").exists()
+    np.testing.assert_allclose(features["train"][len(dataset):], mirrored, atol=1e-5)
+    before = model.get_layer("probabilities").get_weights()[0].copy()
+    assert transfer.fit_head_on_features(model, config, dataset, dataset, tmp_path, ()) >= 1
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    assert not np.allclose(kernel, before)
+    logits = features["validation"] @ kernel + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(model(dataset.images, training=False)), expected / expected.sum(axis=1, keepdims=True), atol=1e-4)
 
 
 def test_imageclass_backbone_needs_a_model_file(tmp_path):

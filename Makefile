@@ -27,6 +27,8 @@ run: $(VENV)/.run-installed
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Any manage.py command against the embedded database, e.g. make manage ARGS=createsuperuser

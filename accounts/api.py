@@ -3,16 +3,16 @@
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework.views import APIView
 
 from accounts import throttle
-from imageclass import api_examples as examples
 from accounts.authentication import TokenAuthentication
 from accounts.models import ApiToken, Share, User
+from imageclass import api_examples as examples
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -42,7 +42,9 @@ class RegisterSerializer(serializers.Serializer):
 
     def validate(self, data):
         try:
-            validate_password(data["password"], User(username=data["username"], email=data["email"]))
+            validate_password(
+                data["password"], User(username=data["username"], email=data["email"])
+            )
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"password": exc.messages}) from None
         return data
@@ -65,7 +67,10 @@ class RegisterView(APIView):
     throttle_scope = "auth"
 
     @extend_schema(
-        request=RegisterSerializer, responses={201: UserSerializer}, summary="Create an account", examples=examples.REGISTER
+        request=RegisterSerializer,
+        responses={201: UserSerializer},
+        summary="Create an account",
+        examples=examples.REGISTER,
     )
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
@@ -81,7 +86,10 @@ class TokenView(APIView):
     throttle_scope = "auth"
 
     @extend_schema(
-        request=CredentialsSerializer, responses={200: TokenSerializer}, summary="Obtain a token", examples=examples.TOKEN
+        request=CredentialsSerializer,
+        responses={200: TokenSerializer},
+        summary="Obtain a token",
+        examples=examples.TOKEN,
     )
     def post(self, request):
         serializer = CredentialsSerializer(data=request.data)
@@ -89,7 +97,9 @@ class TokenView(APIView):
         credentials = serializer.validated_data
         try:
             user = throttle.attempt(
-                credentials["username"], throttle.client_address(request), lambda: authenticate(request, **credentials)
+                credentials["username"],
+                throttle.client_address(request),
+                lambda: authenticate(request, **credentials),
             )
         except throttle.LockedOut as locked:
             raise exceptions.Throttled(locked.seconds, "Too many failed login attempts.") from None
@@ -100,7 +110,9 @@ class TokenView(APIView):
     @extend_schema(request=None, responses={204: None}, summary="Revoke the token of this request")
     def delete(self, request):
         if not isinstance(request.successful_authenticator, TokenAuthentication):
-            raise exceptions.NotAuthenticated("Send the token to revoke in the Authorization header.")
+            raise exceptions.NotAuthenticated(
+                "Send the token to revoke in the Authorization header."
+            )
         ApiToken.objects.filter(digest=ApiToken.hash(request.auth)).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -134,22 +146,28 @@ class ShareListView(APIView):
     """Grants I gave and grants I received; POST {username} to share my history."""
 
     @extend_schema(
-        responses=inline_serializer("Shares", {"given": ShareSerializer(many=True), "received": ShareSerializer(many=True)}),
+        responses=inline_serializer(
+            "Shares", {"given": ShareSerializer(many=True), "received": ShareSerializer(many=True)}
+        ),
         summary="Grants I gave and received",
         examples=examples.SHARES,
     )
     def get(self, request):
         given = Share.objects.filter(owner=request.user).select_related("owner", "grantee")
         received = Share.objects.filter(grantee=request.user).select_related("owner", "grantee")
-        return Response({
-            "given": ShareSerializer(given, many=True).data,
-            "received": ShareSerializer(received, many=True).data,
-        })  # fmt: skip
+        return Response(
+            {
+                "given": ShareSerializer(given, many=True).data,
+                "received": ShareSerializer(received, many=True).data,
+            }
+        )
 
     @extend_schema(
-        request=GrantSerializer, responses={201: ShareSerializer}, summary="Share my history with a user",
+        request=GrantSerializer,
+        responses={201: ShareSerializer},
+        summary="Share my history with a user",
         examples=examples.GRANT,
-    )  # fmt: skip
+    )
     def post(self, request):
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

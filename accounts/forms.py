@@ -38,7 +38,8 @@ class ThrottledLogin:
         except throttle.LockedOut as locked:
             self.throttled = True
             raise ValidationError(
-                "Too many failed login attempts. Try again in %(wait)s.", code="throttled",
+                "Too many failed login attempts. Try again in %(wait)s.",
+                code="throttled",
                 params={"wait": wait_text(locked.seconds)},
             ) from None
 

@@ -85,7 +85,9 @@ class ApiToken(models.Model):
     @classmethod
     def issue(cls, user) -> str:
         key = secrets.token_urlsafe(32)
-        cls.objects.create(user=user, digest=cls.hash(key), password_binding=user.get_session_auth_hash())
+        cls.objects.create(
+            user=user, digest=cls.hash(key), password_binding=user.get_session_auth_hash()
+        )
         return key
 
     @classmethod
@@ -104,7 +106,11 @@ class ApiToken(models.Model):
         # thirds of its time under load.
         token = cls.objects.filter(digest=digest).only("user_id", "password_binding").first()
         user = User.objects.filter(pk=token.user_id).first() if token else None
-        if user is None or not user.is_active or not constant_time_compare(token.password_binding, user.get_session_auth_hash()):
+        if (
+            user is None
+            or not user.is_active
+            or not constant_time_compare(token.password_binding, user.get_session_auth_hash())
+        ):
             return None
         cls.remember_user(digest, user)
         return user
@@ -129,8 +135,12 @@ class ApiToken(models.Model):
         one, and the rare request that reads it loads it from the database."""
         if not settings.API_TOKEN_CACHE_SECONDS:
             return
-        fields = [field.attname for field in User._meta.concrete_fields if field.attname != "password"]
-        without_hash = User.from_db(user._state.db, fields, [getattr(user, name) for name in fields])
+        fields = [
+            field.attname for field in User._meta.concrete_fields if field.attname != "password"
+        ]
+        without_hash = User.from_db(
+            user._state.db, fields, [getattr(user, name) for name in fields]
+        )
         try:
             cache.set(cls.cache_key(digest), without_hash, settings.API_TOKEN_CACHE_SECONDS)
         except Exception as exc:
@@ -152,4 +162,6 @@ def forget_deleted_token(sender, instance, **kwargs):
 @receiver([post_save, post_delete], sender=User)
 def forget_tokens_of_changed_user(sender, instance, **kwargs):
     if settings.API_TOKEN_CACHE_SECONDS:
-        ApiToken.forget(ApiToken.objects.filter(user_id=instance.pk).values_list("digest", flat=True))
+        ApiToken.forget(
+            ApiToken.objects.filter(user_id=instance.pk).values_list("digest", flat=True)
+        )

@@ -60,7 +60,9 @@ def seconds_locked(keys: Keys) -> int:
     account is being slowed, so that a check that passes is the attempt's own."""
     window = settings.LOGIN_LOCKOUT_SECONDS
     with redis().pipeline(transaction=False) as pipe:
-        pipe.ttl(keys.pair_lock).get(keys.address).ttl(keys.address).get(keys.account).exists(keys.known)
+        pipe.ttl(keys.pair_lock).get(keys.address).ttl(keys.address).get(keys.account).exists(
+            keys.known
+        )
         pair_ttl, address_failures, address_ttl, account_failures, known = pipe.execute()
     if pair_ttl > 0:
         return pair_ttl
@@ -80,13 +82,17 @@ def record_failure(keys: Keys) -> None:
         pair_failures = pipe.execute()[1]
     over = pair_failures - settings.LOGIN_FAILURE_LIMIT
     if over >= 0:
-        lock = min(settings.LOGIN_PAIR_LOCK_SECONDS * 2 ** min(over, 20), settings.LOGIN_LOCKOUT_SECONDS)
+        lock = min(
+            settings.LOGIN_PAIR_LOCK_SECONDS * 2 ** min(over, 20), settings.LOGIN_LOCKOUT_SECONDS
+        )
         redis().set(keys.pair_lock, 1, ex=lock)
 
 
 def record_success(keys: Keys) -> None:
     with redis().pipeline() as pipe:
-        pipe.delete(keys.pair, keys.pair_lock).set(keys.known, 1, ex=KNOWN_ADDRESS_SECONDS).execute()
+        pipe.delete(keys.pair, keys.pair_lock).set(
+            keys.known, 1, ex=KNOWN_ADDRESS_SECONDS
+        ).execute()
 
 
 def attempt(username: str, address: str, check):

@@ -39,7 +39,9 @@ def wait_until_ready(url: str, process: subprocess.Popen, log_path: Path, timeou
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}; the end of its log:\n{log_tail(log_path)}")
+            raise RuntimeError(
+                f"the app exited with {process.returncode}; the end of its log:\n{log_tail(log_path)}"
+            )
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{url}/readyz", timeout=5).json().get("status") == "ok":
                 return
@@ -54,10 +56,17 @@ def running_app(configuration: str, **extra_env):
     port = free_port()
     with tempfile.TemporaryDirectory(prefix=f"bench-{configuration}-") as var_dir:
         env = {
-            **os.environ, **UNTHROTTLED, "VAR_DIR": var_dir, "PORT": str(port),
-            "EMBEDDED_MONGODB_PORT": str(free_port()), "EMBEDDED_REDIS_PORT": str(free_port()), **extra_env,
-        }  # fmt: skip
-        env.pop("MONGODB_URI", None)  # the embedded database, always: a bench never touches real data
+            **os.environ,
+            **UNTHROTTLED,
+            "VAR_DIR": var_dir,
+            "PORT": str(port),
+            "EMBEDDED_MONGODB_PORT": str(free_port()),
+            "EMBEDDED_REDIS_PORT": str(free_port()),
+            **extra_env,
+        }
+        env.pop(
+            "MONGODB_URI", None
+        )  # the embedded database, always: a bench never touches real data
         if configuration == "redis":
             env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
         else:
@@ -66,8 +75,12 @@ def running_app(configuration: str, **extra_env):
         log = open(log_path, "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "imageclass.embedded", "run", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(url, process, log_path)

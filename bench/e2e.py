@@ -62,9 +62,13 @@ def thesis_level(users: int, seconds: float) -> dict:
 
     elapsed = run_clients(client, [(i,) for i in range(users)])
     return {
-        "users": users, "results/s": round(len(latencies) / elapsed, 2), "p50 ms": round(percentile(latencies, 50), 1),
-        "p95 ms": round(percentile(latencies, 95), 1), "p99 ms": round(percentile(latencies, 99), 1), "lost": 0,
-    }  # fmt: skip
+        "users": users,
+        "results/s": round(len(latencies) / elapsed, 2),
+        "p50 ms": round(percentile(latencies, 50), 1),
+        "p95 ms": round(percentile(latencies, 95), 1),
+        "p99 ms": round(percentile(latencies, 99), 1),
+        "lost": 0,
+    }
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -79,20 +83,34 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=20, help="duration of each level")
-    parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS))
-    parser.add_argument("--repeats", type=int, default=1, help="runs of each level; the median one is shown")
+    parser.add_argument(
+        "--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS)
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each level; the median one is shown"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 
     django.setup()
 
-    baseline = {users: median_run([thesis_level(users, args.seconds) for _ in range(args.repeats)]) for users in args.users}
+    baseline = {
+        users: median_run([thesis_level(users, args.seconds) for _ in range(args.repeats)])
+        for users in args.users
+    }
     rows = [
-        {"configuration": "thesis flow (baseline)", **baseline[users], "vs baseline": "1.00x / 1.00x", "CPU ms per result": "-"}
+        {
+            "configuration": "thesis flow (baseline)",
+            **baseline[users],
+            "vs baseline": "1.00x / 1.00x",
+            "CPU ms per result": "-",
+        }
         for users in args.users
     ]
     for configuration in args.configurations:
@@ -100,24 +118,39 @@ def main():
             api = f"{url}/api/v1/"
             run_level(api, 2, 3)  # warm-up: model conversion, first connections
             for (label, wait, upload_waits), users in itertools.product(CLIENTS, args.users):
-                level = median_run([run_level(api, users, args.seconds, wait, upload_waits, session) for _ in range(args.repeats)])
+                level = median_run(
+                    [
+                        run_level(api, users, args.seconds, wait, upload_waits, session)
+                        for _ in range(args.repeats)
+                    ]
+                )
                 base = baseline[users]
-                rows.append({
-                    "configuration": f"{configuration}, {label}", "users": users, "results/s": level["results/s"],
-                    "p50 ms": level["p50 ms"], "p95 ms": level["p95 ms"], "p99 ms": level["p99 ms"], "lost": level["lost"],
-                    "vs baseline": f"{level['results/s'] / base['results/s']:.2f}x / {base['p50 ms'] / level['p50 ms']:.2f}x",
-                    "CPU ms per result": level["CPU ms per result"], "runs' results/s": level["runs' results/s"],
-                })  # fmt: skip
-    report = "\n\n".join([
-        "# End to end: upload to result",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; {args.seconds:g} s per level. "
-        "`vs baseline`: throughput ratio / p50 latency ratio (higher is better) against the thesis flow "
-        "at the same number of clients. `CPU ms per result`: CPU time of each process group (web: the gunicorn "
-        "workers; db: the embedded database; worker: the inference worker; client: these load clients) over the "
-        "results the level finished, sign-ups left out, and how many cores all of it kept busy (2 is this machine's all). "
-        f"Each level ran {args.repeats} time(s); its row is the run of median throughput, jobs lost summed over all runs.",
-        markdown_table(rows),
-    ])  # fmt: skip
+                rows.append(
+                    {
+                        "configuration": f"{configuration}, {label}",
+                        "users": users,
+                        "results/s": level["results/s"],
+                        "p50 ms": level["p50 ms"],
+                        "p95 ms": level["p95 ms"],
+                        "p99 ms": level["p99 ms"],
+                        "lost": level["lost"],
+                        "vs baseline": f"{level['results/s'] / base['results/s']:.2f}x / {base['p50 ms'] / level['p50 ms']:.2f}x",
+                        "CPU ms per result": level["CPU ms per result"],
+                        "runs' results/s": level["runs' results/s"],
+                    }
+                )
+    report = "\n\n".join(
+        [
+            "# End to end: upload to result",
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; {args.seconds:g} s per level. "
+            "`vs baseline`: throughput ratio / p50 latency ratio (higher is better) against the thesis flow "
+            "at the same number of clients. `CPU ms per result`: CPU time of each process group (web: the gunicorn "
+            "workers; db: the embedded database; worker: the inference worker; client: these load clients) over the "
+            "results the level finished, sign-ups left out, and how many cores all of it kept busy (2 is this machine's all). "
+            f"Each level ran {args.repeats} time(s); its row is the run of median throughput, jobs lost summed over all runs.",
+            markdown_table(rows),
+        ]
+    )
     publish("e2e", report)
     fail_if_lost(rows)
 

@@ -64,9 +64,12 @@ def seed(collection, template: dict, start: int, stop: int, newest):
     for n in range(start, stop):
         document = dict(template)
         document.update(
-            _id=ObjectId(), created_at=newest - timedelta(minutes=n), top_label=LABELS[n % len(LABELS)],
-            original_filename=f"photo-{n}.jpg", top_probability=0.5 + (n % 50) / 100,
-        )  # fmt: skip
+            _id=ObjectId(),
+            created_at=newest - timedelta(minutes=n),
+            top_label=LABELS[n % len(LABELS)],
+            original_filename=f"photo-{n}.jpg",
+            top_probability=0.5 + (n % 50) / 100,
+        )
         chunk.append(document)
         if len(chunk) == 5000:
             collection.insert_many(chunk, ordered=False)
@@ -89,7 +92,9 @@ def plan_summary(read) -> str:
     except Exception as exc:  # an engine without explain still gets its timings
         return f"(no explain: {type(exc).__name__})"
     stages = explained.get("stages", [])
-    planner = explained.get("queryPlanner") or (stages[0].get("$cursor", {}).get("queryPlanner", {}) if stages else {})
+    planner = explained.get("queryPlanner") or (
+        stages[0].get("$cursor", {}).get("queryPlanner", {}) if stages else {}
+    )
     chain = [name for stage in reversed(stages[1:]) for name in stage]
     stage = planner.get("winningPlan", {})
     stage = stage.get("queryPlan", stage)
@@ -116,12 +121,19 @@ def first_byte(client, url):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with database() as (uri, engine), redis_url() as redis:
-        os.environ.update(MONGODB_URI=uri, MONGODB_NAME=BENCH_DATABASE, REDIS_URL=redis, DJANGO_SETTINGS_MODULE="imageclass.settings")
+        os.environ.update(
+            MONGODB_URI=uri,
+            MONGODB_NAME=BENCH_DATABASE,
+            REDIS_URL=redis,
+            DJANGO_SETTINGS_MODULE="imageclass.settings",
+        )
         import django
 
         django.setup()
@@ -137,28 +149,53 @@ def main():
         from classifier.models import Classification
 
         settings.ALLOWED_HOSTS = ["*"]
-        sizes = args.sizes or ([10_000, 100_000, 1_000_000] if engine == "MongoDB" else [1_000, 10_000, 50_000])
+        sizes = args.sizes or (
+            [10_000, 100_000, 1_000_000] if engine == "MongoDB" else [1_000, 10_000, 50_000]
+        )
         call_command("migrate", verbosity=0)
-        owner = get_user_model().objects.create_user("bench", "bench@example.com", "bench password 1")
+        owner = get_user_model().objects.create_user(
+            "bench", "bench@example.com", "bench password 1"
+        )
         newest = timezone.now()
         template_job = Classification.objects.create(
-            owner=owner, status="done", image_key="bench/none.jpg", sha256="0" * 64, size=1000, format="JPEG",
-            width=32, height=32, model_name="cifar10 v1", predictions=[{"label": "cat", "probability": 0.9}],
+            owner=owner,
+            status="done",
+            image_key="bench/none.jpg",
+            sha256="0" * 64,
+            size=1000,
+            format="JPEG",
+            width=32,
+            height=32,
+            model_name="cifar10 v1",
+            predictions=[{"label": "cat", "probability": 0.9}],
         )
         collection = connection.database[Classification._meta.db_table]
         template = collection.find_one({"_id": template_job.pk})
         collection.delete_one({"_id": template_job.pk})
-        web, api, staff = Client(), Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(owner)}"), Client()
+        web, api, staff = (
+            Client(),
+            Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(owner)}"),
+            Client(),
+        )
         web.force_login(owner)
-        staff.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "bench password 1"))
+        staff.force_login(
+            get_user_model().objects.create_superuser(
+                "admin", "admin@example.com", "bench password 1"
+            )
+        )
         admin_list = "/admin/classifier/classification/"
-        admin_order = [("created_at", -1), ("_id", -1)]  # the admin's ordering; its page is an ORM aggregate
+        admin_order = [
+            ("created_at", -1),
+            ("_id", -1),
+        ]  # the admin's ordering; its page is an ORM aggregate
         everything = history.History(owner, history.HistoryFilter({}))
 
         def reads(**filters):  # a filtered first page's read, for its plan
             results = history.History(owner, history.HistoryFilter(filters))
             if results.windowed:
-                return results.collection, results.window(results.conditions, results.NEWEST_FIRST, history.PAGE_SIZE + 1)
+                return results.collection, results.window(
+                    results.conditions, results.NEWEST_FIRST, history.PAGE_SIZE + 1
+                )
             return results.find(limit=history.PAGE_SIZE + 1)
 
         rows, seeded = [], 0
@@ -167,38 +204,76 @@ def main():
                 started = time.perf_counter()
                 seed(collection, template, seeded, size, newest)
                 seeded, seconds = size, time.perf_counter() - started
-                deep = Classification.from_document(next(everything.find().skip(int(size * 0.9)).limit(1)))
-                since, until = (newest - timedelta(minutes=size // 2)).date(), (newest - timedelta(minutes=size // 2 - 1440)).date()
+                deep = Classification.from_document(
+                    next(everything.find().skip(int(size * 0.9)).limit(1))
+                )
+                since, until = (
+                    (newest - timedelta(minutes=size // 2)).date(),
+                    (newest - timedelta(minutes=size // 2 - 1440)).date(),
+                )
                 cursor = history.encode_cursor(deep)
-                older_than_deep = everything.created("$lt", history.stored("created_at", deep.created_at))
+                older_than_deep = everything.created(
+                    "$lt", history.stored("created_at", deep.created_at)
+                )
                 requests = [
                     ("first history page", lambda: web.get("/history/"), reads()),
                     ("label filter", lambda: web.get("/history/?label=cat"), reads(label="cat")),
-                    ("filename search", lambda: web.get("/history/?q=photo-77"), reads(q="photo-77")),
-                    ("date range (a day)", lambda: web.get(f"/history/?created_after={since}&created_before={until}"),
-                     reads(created_after=since, created_before=until)),
-                    ("API page at 90% depth", lambda: api.get(f"/api/v1/classifications/?cursor=o:{cursor}"),
-                     everything.find(older_than_deep, limit=history.PAGE_SIZE + 1)),
-                    ("CSV export, first byte", lambda: first_byte(web, "/history/export.csv"), everything.find()),
-                    ("admin: all results", lambda: staff.get(admin_list), collection.find().sort(admin_order).limit(100)),
-                    ("admin: search", lambda: staff.get(f"{admin_list}?q=photo-77"),
-                     collection.find({"original_filename": {"$regex": "photo\\-77", "$options": "i"}}).sort(admin_order).limit(100)),
-                ]  # fmt: skip
+                    (
+                        "filename search",
+                        lambda: web.get("/history/?q=photo-77"),
+                        reads(q="photo-77"),
+                    ),
+                    (
+                        "date range (a day)",
+                        lambda: web.get(f"/history/?created_after={since}&created_before={until}"),
+                        reads(created_after=since, created_before=until),
+                    ),
+                    (
+                        "API page at 90% depth",
+                        lambda: api.get(f"/api/v1/classifications/?cursor=o:{cursor}"),
+                        everything.find(older_than_deep, limit=history.PAGE_SIZE + 1),
+                    ),
+                    (
+                        "CSV export, first byte",
+                        lambda: first_byte(web, "/history/export.csv"),
+                        everything.find(),
+                    ),
+                    (
+                        "admin: all results",
+                        lambda: staff.get(admin_list),
+                        collection.find().sort(admin_order).limit(100),
+                    ),
+                    (
+                        "admin: search",
+                        lambda: staff.get(f"{admin_list}?q=photo-77"),
+                        collection.find(
+                            {"original_filename": {"$regex": "photo\\-77", "$options": "i"}}
+                        )
+                        .sort(admin_order)
+                        .limit(100),
+                    ),
+                ]
                 for name, request, read in requests:
-                    rows.append({
-                        "results": f"{size:,}", "request": name, "median ms": round(timed(request, args.repeats), 1),
-                        "query plan": plan_summary(read),
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "results": f"{size:,}",
+                            "request": name,
+                            "median ms": round(timed(request, args.repeats), 1),
+                            "query plan": plan_summary(read),
+                        }
+                    )
                 print(f"{size:,} results seeded in {seconds:.1f} s", flush=True)
         finally:
             if engine == "MongoDB":
                 connection.client.drop_database(BENCH_DATABASE)
-    report = "\n\n".join([
-        f"# History at scale: {engine}",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; one user's results, "
-        f"medians of {args.repeats} requests through the Django stack in process (page size {history.PAGE_SIZE}).",
-        markdown_table(rows),
-    ])  # fmt: skip
+    report = "\n\n".join(
+        [
+            f"# History at scale: {engine}",
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; one user's results, "
+            f"medians of {args.repeats} requests through the Django stack in process (page size {history.PAGE_SIZE}).",
+            markdown_table(rows),
+        ]
+    )
     publish("history" if engine != "MongoDB" else "history-mongodb", report)
 
 

@@ -50,7 +50,14 @@ def flops_per_image(model) -> float:
             total += len(layer._inbound_nodes) * flops_per_image(layer)
         elif isinstance(layer, keras.layers.Conv2D):
             _, height, width, channels_out = layer.output.shape
-            total += 2 * height * width * channels_out * np.prod(layer.kernel_size) * layer.input.shape[-1]
+            total += (
+                2
+                * height
+                * width
+                * channels_out
+                * np.prod(layer.kernel_size)
+                * layer.input.shape[-1]
+            )
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * np.prod(layer.kernel.shape)
     return float(total)
@@ -61,14 +68,20 @@ def validation_images(run: dict, count: int):
     from mltrain.datasets import stratified_split
 
     dataset = load_dataset("shared-cifar10", tuple(run["input_shape"][:2]))
-    _, validation = stratified_split(dataset.labels, run["config"]["validation_fraction"], run["config"]["seed"])
+    _, validation = stratified_split(
+        dataset.labels, run["config"]["validation_fraction"], run["config"]["seed"]
+    )
     chosen = np.random.default_rng(0).choice(validation, min(count, len(validation)), replace=False)
     return dataset.images[chosen], dataset.labels[chosen]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"
+    )
     parser.add_argument("--seconds", type=float, default=3, help="timing budget per (path, batch)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -111,34 +124,41 @@ def main():
             times = timed_calls(lambda: path(x), args.seconds)
             median = float(np.median(times))
             baseline_median = baseline_median or median
-            rows.append({
-                "batch": batch, "path": name, "images/s": round(batch / median, 1),
-                "median ms": round(median * 1000, 2), "p99 ms": round(float(np.percentile(times, 99)) * 1000, 2),
-                "speed-up": "-" if name in reference else f"{baseline_median / median:.2f}x",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "batch": batch,
+                    "path": name,
+                    "images/s": round(batch / median, 1),
+                    "median ms": round(median * 1000, 2),
+                    "p99 ms": round(float(np.percentile(times, 99)) * 1000, 2),
+                    "speed-up": "-" if name in reference else f"{baseline_median / median:.2f}x",
+                }
+            )
     top1 = {name: np.argmax(path(images), axis=1) for name, path in paths.items()}
     baseline = top1.pop("Keras model.predict (baseline)")
-    report = "\n".join([
-        f"# Inference: {args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model}",
-        "",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, "
-        f"Keras {keras.__version__}; medians over >= {args.seconds:g} s per row",
-        "",
-        f"{flops / 1e9:.3f} GFLOP per image ({flops / THESIS_FLOPS:.2f}x the thesis network's 0.31), so the "
-        f"performance issue's targets scale to: batch 1 <= {flops / THESIS_FLOPS:.2f} ms, batch 256 >= "
-        f"{1300 * THESIS_FLOPS / flops:.0f} images/s in fp32 ({4000 * THESIS_FLOPS / flops:.0f} with int8/bf16). "
-        "Those targets were set on a CPU where the thesis-size network ran at 1,350 images/s through "
-        "LiteRT; the machine-reference rows give this CPU's figure.",
-        "",
-        markdown_table(rows),
-        "",
-        f"Top-1 on {len(images)} validation images: model.predict accuracy {np.mean(baseline == labels):.2%}; "
-        + "; ".join(
-            f"{name} agrees {np.mean(found == baseline):.2%}, accuracy {np.mean(found == labels):.2%}"
-            for name, found in top1.items()
-        )
-        + ".",
-    ])  # fmt: skip
+    report = "\n".join(
+        [
+            f"# Inference: {args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model}",
+            "",
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, "
+            f"Keras {keras.__version__}; medians over >= {args.seconds:g} s per row",
+            "",
+            f"{flops / 1e9:.3f} GFLOP per image ({flops / THESIS_FLOPS:.2f}x the thesis network's 0.31), so the "
+            f"performance issue's targets scale to: batch 1 <= {flops / THESIS_FLOPS:.2f} ms, batch 256 >= "
+            f"{1300 * THESIS_FLOPS / flops:.0f} images/s in fp32 ({4000 * THESIS_FLOPS / flops:.0f} with int8/bf16). "
+            "Those targets were set on a CPU where the thesis-size network ran at 1,350 images/s through "
+            "LiteRT; the machine-reference rows give this CPU's figure.",
+            "",
+            markdown_table(rows),
+            "",
+            f"Top-1 on {len(images)} validation images: model.predict accuracy {np.mean(baseline == labels):.2%}; "
+            + "; ".join(
+                f"{name} agrees {np.mean(found == baseline):.2%}, accuracy {np.mean(found == labels):.2%}"
+                for name, found in top1.items()
+            )
+            + ".",
+        ]
+    )
     publish("inference", report)
 
 

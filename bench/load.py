@@ -51,7 +51,9 @@ class Tally:
 def photo(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=75)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", quality=75
+    )
     return buffer.getvalue()
 
 
@@ -60,14 +62,23 @@ def sign_up(api: str, name: str) -> requests.Session:
     password = f"load test {uuid.uuid4().hex}"
     account = {"username": name, "email": f"{name}@example.com", "password": password}
     session.post(f"{api}auth/register/", json=account, timeout=30).raise_for_status()
-    token = session.post(f"{api}auth/token/", json={"username": name, "password": password}, timeout=30)
+    token = session.post(
+        f"{api}auth/token/", json={"username": name, "password": password}, timeout=30
+    )
     token.raise_for_status()
     session.headers["Authorization"] = f"Token {token.json()['token']}"
     return session
 
 
-def user(api: str, session: requests.Session, deadline: float, tally: Tally, seed: int, wait: float = 0,
-         upload_waits: bool = False):
+def user(
+    api: str,
+    session: requests.Session,
+    deadline: float,
+    tally: Tally,
+    seed: int,
+    wait: float = 0,
+    upload_waits: bool = False,
+):
     """Upload, then poll every POLL_SECONDS until the result (or, with `wait`, ask the API to
     answer when the job ends; with `upload_waits` too, the upload itself waits), and read the
     history every fifth time."""
@@ -79,7 +90,10 @@ def user(api: str, session: requests.Session, deadline: float, tally: Tally, see
         started = time.monotonic()
         try:
             response = session.post(
-                f"{api}classifications/", params=upload_params, files={"image": ("photo.jpg", images[n % 20])}, timeout=30
+                f"{api}classifications/",
+                params=upload_params,
+                files={"image": ("photo.jpg", images[n % 20])},
+                timeout=30,
             )
         except requests.RequestException as exc:
             tally.error(type(exc).__name__)
@@ -95,7 +109,9 @@ def user(api: str, session: requests.Session, deadline: float, tally: Tally, see
             if not wait:
                 time.sleep(POLL_SECONDS)
             try:
-                status = session.get(detail, params={"wait": wait} if wait else None, timeout=30).json()["status"]
+                status = session.get(
+                    detail, params={"wait": wait} if wait else None, timeout=30
+                ).json()["status"]
             except (requests.RequestException, ValueError, KeyError) as exc:
                 tally.error(f"poll {type(exc).__name__}")
         with tally.lock:
@@ -176,7 +192,12 @@ def cpu_by_role(session=None) -> dict:
 
 
 # The roles whose CPU per result a level reports (the training worker idles through a load).
-CPU_COLUMNS = {"web": "web", "embedded database": "db", "inference worker": "worker", "load client": "client"}
+CPU_COLUMNS = {
+    "web": "web",
+    "embedded database": "db",
+    "inference worker": "worker",
+    "load client": "client",
+}
 
 
 def fail_if_lost(rows):
@@ -200,9 +221,13 @@ def run_clients(client, argument_lists) -> float:
 
 
 def cpu_per_result(before: dict, after: dict, results: int, elapsed: float) -> str:
-    """"web 7.7 / db 5.4 / ..." in ms of CPU per result, and the cores that all of it kept busy."""
+    """ "web 7.7 / db 5.4 / ..." in ms of CPU per result, and the cores that all of it kept busy."""
     used = {role: after[role] - before.get(role, 0) for role in after}
-    parts = [f"{short} {1000 * used[role] / results:.1f}" for role, short in CPU_COLUMNS.items() if role in used and results]
+    parts = [
+        f"{short} {1000 * used[role] / results:.1f}"
+        for role, short in CPU_COLUMNS.items()
+        if role in used and results
+    ]
     return " / ".join(parts + [f"{sum(used.values()) / elapsed:.2f} cores"])
 
 
@@ -215,7 +240,9 @@ def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False, 
     sessions = [sign_up(api, f"load-{run}-{i}") for i in range(users)]
     deadline = time.monotonic() + seconds
     cpu_before = cpu_by_role(session)
-    elapsed = run_clients(user, [(api, s, deadline, tally, i, wait, upload_waits) for i, s in enumerate(sessions)])
+    elapsed = run_clients(
+        user, [(api, s, deadline, tally, i, wait, upload_waits) for i, s in enumerate(sessions)]
+    )
     cpu_after = cpu_by_role(session)
     return {
         "users": users,
@@ -230,32 +257,59 @@ def run_level(api, users, seconds, wait: float = 0, upload_waits: bool = False, 
         "p99 ms": round(percentile(tally.latencies, 99), 1),
         "history p50 ms": round(percentile(tally.reads, 50), 1),
         "errors": ", ".join(f"{k}: {v}" for k, v in sorted(tally.errors.items())) or "0",
-        "CPU ms per result": cpu_per_result(cpu_before, cpu_after, tally.done + tally.failed, elapsed),
+        "CPU ms per result": cpu_per_result(
+            cpu_before, cpu_after, tally.done + tally.failed, elapsed
+        ),
     }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running ImageClass")
-    parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels, run in turn")
+    parser.add_argument(
+        "--users", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels, run in turn"
+    )
     parser.add_argument("--seconds", type=float, default=30, help="duration of each level")
-    parser.add_argument("--label", default="", help="what is being measured (e.g. 'make run, Redis')")
-    parser.add_argument("--wait", type=float, default=0, help="ask for results with ?wait= instead of polling")
-    parser.add_argument("--upload-waits", action="store_true", help="with --wait, the upload itself waits (POST ?wait=)")
+    parser.add_argument(
+        "--label", default="", help="what is being measured (e.g. 'make run, Redis')"
+    )
+    parser.add_argument(
+        "--wait", type=float, default=0, help="ask for results with ?wait= instead of polling"
+    )
+    parser.add_argument(
+        "--upload-waits",
+        action="store_true",
+        help="with --wait, the upload itself waits (POST ?wait=)",
+    )
     args = parser.parse_args()
     api = args.url.rstrip("/") + "/api/v1/"
     readiness = requests.get(args.url.rstrip("/") + "/readyz", timeout=30).json()
     before = memory()
-    rows = [run_level(api, users, args.seconds, args.wait, args.upload_waits) for users in args.users]
+    rows = [
+        run_level(api, users, args.seconds, args.wait, args.upload_waits) for users in args.users
+    ]
     after = memory()
-    memory_rows = [{"process": role, "RSS before MB": round(before.get(role, 0), 1), "RSS after MB": round(mb, 1)} for role, mb in after.items()]
-    report = "\n\n".join([
-        f"# Load: {args.label or args.url}",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; "
-        f"model {readiness['checks']['model'].get('version')}; {args.seconds:g} s per level",
-        markdown_table(rows),
-        markdown_table(memory_rows) if memory_rows else "(no web/worker process found on this machine)",
-    ])  # fmt: skip
+    memory_rows = [
+        {
+            "process": role,
+            "RSS before MB": round(before.get(role, 0), 1),
+            "RSS after MB": round(mb, 1),
+        }
+        for role, mb in after.items()
+    ]
+    report = "\n\n".join(
+        [
+            f"# Load: {args.label or args.url}",
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; "
+            f"model {readiness['checks']['model'].get('version')}; {args.seconds:g} s per level",
+            markdown_table(rows),
+            markdown_table(memory_rows)
+            if memory_rows
+            else "(no web/worker process found on this machine)",
+        ]
+    )
     publish("load", report)
     fail_if_lost(rows)
 

@@ -42,7 +42,11 @@ def status_mb(pids, field: str) -> float:
     total = 0
     for pid in pids:
         try:
-            total += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
+            total += next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith(field)
+            )
         except (OSError, StopIteration):
             pass
     return total / 1024
@@ -74,11 +78,16 @@ def large_image_peaks(url: str, session, uploads: int) -> dict:
 
     with ThreadPoolExecutor(uploads) as pool:
         statuses = list(pool.map(upload, range(uploads)))
-    return {"peaks": {role: status_mb(pids, "VmHWM:") for role, pids in roles.items()}, "statuses": statuses}
+    return {
+        "peaks": {role: status_mb(pids, "VmHWM:") for role, pids in roles.items()},
+        "statuses": statuses,
+    }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--configuration", choices=CONFIGURATIONS, default="embedded")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
@@ -94,23 +103,28 @@ def main():
         after = snapshot(session)
         rows = [
             {
-                "process": role, "count": len(pids), "RSS idle MB": round(idle.get(role, 0), 1),
+                "process": role,
+                "count": len(pids),
+                "RSS idle MB": round(idle.get(role, 0), 1),
                 f"peak MB, {args.large_uploads} large PNGs": round(large["peaks"].get(role, 0), 1),
                 "peak / idle": round(large["peaks"].get(role, 0) / max(idle.get(role, 0), 1), 2),
-                "RSS after load MB": round(resident_mb(pids), 1), "TensorFlow loaded": "yes" if loads_tensorflow(pids) else "no",
-            }  # fmt: skip
+                "RSS after load MB": round(resident_mb(pids), 1),
+                "TensorFlow loaded": "yes" if loads_tensorflow(pids) else "no",
+            }
             for role, pids in after.items()
         ]
-    report = "\n\n".join([
-        f"# Memory: {args.configuration} configuration",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; load: {args.users} API clients "
-        f"for {args.seconds:g} s ({level['done']} results, {level['lost']} lost). Each row sums all of "
-        "that role's processes (a worker's main and pool processes; the inference worker's embedded beat). "
-        f"Large PNGs: {args.large_uploads} clients at once each upload a {LARGE_SIDE}x{LARGE_SIDE} PNG "
-        f"({len(large_png()) // 1024} KB, {LARGE_SIDE**2 * 3 / 2**20:.0f} MB decoded) and wait for its result "
-        f"(statuses: {', '.join(sorted(set(large['statuses'])))}); the peak is each process's VmHWM, reset just before.",
-        markdown_table(rows),
-    ])  # fmt: skip
+    report = "\n\n".join(
+        [
+            f"# Memory: {args.configuration} configuration",
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs; load: {args.users} API clients "
+            f"for {args.seconds:g} s ({level['done']} results, {level['lost']} lost). Each row sums all of "
+            "that role's processes (a worker's main and pool processes; the inference worker's embedded beat). "
+            f"Large PNGs: {args.large_uploads} clients at once each upload a {LARGE_SIDE}x{LARGE_SIDE} PNG "
+            f"({len(large_png()) // 1024} KB, {LARGE_SIDE**2 * 3 / 2**20:.0f} MB decoded) and wait for its result "
+            f"(statuses: {', '.join(sorted(set(large['statuses'])))}); the peak is each process's VmHWM, reset just before.",
+            markdown_table(rows),
+        ]
+    )
     publish("memory", report)
 
 

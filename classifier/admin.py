@@ -28,11 +28,23 @@ REPORT_IMAGES = ("curves.png", "confusion_matrix.png", "reliability.png")
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "architecture", "accuracy", "classes", "is_active", "created_at", "activated_at", "activated_by")
+    list_display = (
+        "__str__",
+        "architecture",
+        "accuracy",
+        "classes",
+        "is_active",
+        "created_at",
+        "activated_at",
+        "activated_by",
+    )
     list_filter = ("is_active", "name")
     readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + [
-        "calibration", "quality_page", "downloads", "report",
-    ]  # fmt: skip
+        "calibration",
+        "quality_page",
+        "downloads",
+        "report",
+    ]
     actions = ["activate"]
 
     @admin.display(description="validation accuracy")
@@ -50,7 +62,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
             for name in REPORT_IMAGES
             if name in obj.report_keys
         ]
-        return format_html_join("", '<img src="{}" alt="{}" style="max-width: 480px; display: block; margin-bottom: 1em">', images) or "—"
+        return (
+            format_html_join(
+                "",
+                '<img src="{}" alt="{}" style="max-width: 480px; display: block; margin-bottom: 1em">',
+                images,
+            )
+            or "—"
+        )
 
     @admin.display(description="calibration")
     def calibration(self, obj):
@@ -73,7 +92,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="downloads")
     def downloads(self, obj):
         """The Keras artifact, and each export: a download once built, else a link that builds it."""
-        links = [(reverse("admin:classifier_modelversion_download", args=[obj.pk, "keras"]), "Keras (.keras)", "")]
+        links = [
+            (
+                reverse("admin:classifier_modelversion_download", args=[obj.pk, "keras"]),
+                "Keras (.keras)",
+                "",
+            )
+        ]
         for fmt, label in EXPORT_FORMATS.items():
             record = obj.exports.get(fmt, {})
             note = {
@@ -81,7 +106,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "pending": "being built; reload shortly",
                 "failed": f"failed: {record.get('error', '')}; click to try again",
             }.get(record.get("status"), "not built yet; click to build")
-            links.append((reverse("admin:classifier_modelversion_download", args=[obj.pk, fmt]), label, note))
+            links.append(
+                (reverse("admin:classifier_modelversion_download", args=[obj.pk, fmt]), label, note)
+            )
         return format_html_join(
             "", '<div><a href="{}">{}</a> <span class="help">{}</span></div>', links
         )
@@ -89,10 +116,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<objectid:pk>/report/<str:name>", view(self.report_file), name="classifier_modelversion_report"),
-            path("<objectid:pk>/download/<str:fmt>", view(self.download), name="classifier_modelversion_download"),
-            path("<objectid:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"),
-            path("<objectid:pk>/quality/<int:true>/<int:predicted>/", view(self.quality_cell), name="classifier_modelversion_cell"),
+            path(
+                "<objectid:pk>/report/<str:name>",
+                view(self.report_file),
+                name="classifier_modelversion_report",
+            ),
+            path(
+                "<objectid:pk>/download/<str:fmt>",
+                view(self.download),
+                name="classifier_modelversion_download",
+            ),
+            path(
+                "<objectid:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"
+            ),
+            path(
+                "<objectid:pk>/quality/<int:true>/<int:predicted>/",
+                view(self.quality_cell),
+                name="classifier_modelversion_cell",
+            ),
             *super().get_urls(),
         ]
 
@@ -107,13 +148,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
         version = self.viewable_version(request, pk)
         filename = f"{version.name}-v{version.version}"
         if fmt == "keras":
-            return stored_file_response(models_storage(), version.artifact_key, "application/octet-stream", f"{filename}.keras")
+            return stored_file_response(
+                models_storage(),
+                version.artifact_key,
+                "application/octet-stream",
+                f"{filename}.keras",
+            )
         if fmt not in EXPORT_FORMATS:
             raise Http404
         if version.request_export(fmt) == "ready":
             key = version.exports[fmt]["key"]
-            return stored_file_response(models_storage(), key, "application/octet-stream", f"{filename}.{fmt}")
-        self.message_user(request, f"The {EXPORT_FORMATS[fmt]} export of {version} is being built by the training worker; reload in a minute.")
+            return stored_file_response(
+                models_storage(), key, "application/octet-stream", f"{filename}.{fmt}"
+            )
+        self.message_user(
+            request,
+            f"The {EXPORT_FORMATS[fmt]} export of {version} is being built by the training worker; reload in a minute.",
+        )
         return redirect("admin:classifier_modelversion_change", version.pk)
 
     def quality(self, request, pk):
@@ -178,7 +229,11 @@ class ResultsPaginator(Paginator):
         queryset = self.object_list
         if queryset.query.has_filters():
             return super().count
-        return connections[queryset.db].database[queryset.model._meta.db_table].estimated_document_count()
+        return (
+            connections[queryset.db]
+            .database[queryset.model._meta.db_table]
+            .estimated_document_count()
+        )
 
 
 class ChoicesFilter(admin.SimpleListFilter):
@@ -191,7 +246,10 @@ class ChoicesFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         values = self.values()
         if self.value() and self.value() not in values:
-            values = [*values, self.value()]  # e.g. a label of a deleted version, from a link: still applied
+            values = [
+                *values,
+                self.value(),
+            ]  # e.g. a label of a deleted version, from a link: still applied
         return [(value, value) for value in values]
 
     def queryset(self, request, queryset):
@@ -204,7 +262,13 @@ class LabelFilter(ChoicesFilter):
 
     def values(self):
         """The classes of the registered model versions."""
-        return sorted({name for names in ModelVersion.objects.values_list("class_names", flat=True) for name in names})
+        return sorted(
+            {
+                name
+                for names in ModelVersion.objects.values_list("class_names", flat=True)
+                for name in names
+            }
+        )
 
 
 class CorrectedLabelFilter(LabelFilter):
@@ -214,7 +278,11 @@ class CorrectedLabelFilter(LabelFilter):
     def values(self):
         """The registered classes and the new ones owners gave: those are read from the
         corrections alone, which the corrections list reads anyway."""
-        given = Classification.objects.exclude(corrected_label="").values_list("corrected_label", flat=True).distinct()
+        given = (
+            Classification.objects.exclude(corrected_label="")
+            .values_list("corrected_label", flat=True)
+            .distinct()
+        )
         return sorted({*super().values(), *given})
 
 
@@ -224,7 +292,10 @@ class ModelNameFilter(ChoicesFilter):
 
     def values(self):
         """What each registered version writes into its results (`name vN`)."""
-        return [str(version) for version in ModelVersion.objects.order_by("name", "-version").only("name", "version")]
+        return [
+            str(version)
+            for version in ModelVersion.objects.order_by("name", "-version").only("name", "version")
+        ]
 
 
 class FormatFilter(ChoicesFilter):
@@ -259,29 +330,52 @@ class ResultsAdmin(admin.ModelAdmin):
         for word in smart_split(search_term):
             if word[0] in "\"'" and word[-1] == word[0]:
                 word = unescape_string_literal(word)
-            owners = get_user_model().objects.filter(username__icontains=word).values_list("pk", flat=True)
-            queryset = queryset.filter(Q(original_filename__icontains=word) | Q(owner__in=list(owners)))
+            owners = (
+                get_user_model()
+                .objects.filter(username__icontains=word)
+                .values_list("pk", flat=True)
+            )
+            queryset = queryset.filter(
+                Q(original_filename__icontains=word) | Q(owner__in=list(owners))
+            )
         return queryset, False
 
 
 @admin.register(Classification)
 class ClassificationAdmin(ResultsAdmin):
-    list_display = ("thumbnail", "original_filename", "owner", "status", "top_label", "top_probability", "model_name", "created_at")
+    list_display = (
+        "thumbnail",
+        "original_filename",
+        "owner",
+        "status",
+        "top_label",
+        "top_probability",
+        "model_name",
+        "created_at",
+    )
     # Here, not as the model's default: a default ordering is compiled into every query, inserts
     # and lookups by id included (0.15 ms of an upload's 1.4 in the web process).
     ordering = ("-created_at", "-id")
     list_filter = ("status", LabelFilter, FormatFilter, ModelNameFilter, "created_at")
     raw_id_fields = ("owner", "model_version")
-    readonly_fields = ("thumbnail",) + tuple(f.name for f in Classification._meta.fields if f.name != "id")
+    readonly_fields = ("thumbnail",) + tuple(
+        f.name for f in Classification._meta.fields if f.name != "id"
+    )
 
     @admin.display(description="image")
     def thumbnail(self, obj):
         url = reverse("admin:classifier_classification_image", args=[obj.pk])
-        return format_html('<img src="{}" alt="" style="height: 48px; width: 48px; object-fit: cover">', url)
+        return format_html(
+            '<img src="{}" alt="" style="height: 48px; width: 48px; object-fit: cover">', url
+        )
 
     def get_urls(self):
         return [
-            path("<objectid:pk>/image", self.admin_site.admin_view(self.image), name="classifier_classification_image"),
+            path(
+                "<objectid:pk>/image",
+                self.admin_site.admin_view(self.image),
+                name="classifier_classification_image",
+            ),
             *super().get_urls(),
         ]
 
@@ -302,9 +396,19 @@ class CorrectionAdmin(ResultsAdmin):
     """Results their owners marked wrong, with the right label: material for the next training
     run, exported as an image-folder dataset that the training form takes as it is."""
 
-    list_display = ("thumbnail", "original_filename", "owner", "top_label", "corrected_label", "model_name", "corrected_at")
+    list_display = (
+        "thumbnail",
+        "original_filename",
+        "owner",
+        "top_label",
+        "corrected_label",
+        "model_name",
+        "corrected_at",
+    )
     list_filter = (CorrectedLabelFilter, ModelNameFilter)
-    readonly_fields = ("thumbnail",) + tuple(f.name for f in Classification._meta.fields if f.name != "id")
+    readonly_fields = ("thumbnail",) + tuple(
+        f.name for f in Classification._meta.fields if f.name != "id"
+    )
     actions = ["export_dataset"]
     thumbnail = ClassificationAdmin.thumbnail
 
@@ -317,7 +421,11 @@ class CorrectionAdmin(ResultsAdmin):
     @admin.action(description="Export the selected corrections as an image-folder dataset (zip)")
     def export_dataset(self, request, queryset):
         target = tempfile.SpooledTemporaryFile(max_size=16 * 2**20)
-        count = Classification.write_corrections_dataset(queryset.prefetch_related(None), target)  # no owners needed
+        count = Classification.write_corrections_dataset(
+            queryset.prefetch_related(None), target
+        )  # no owners needed
         target.seek(0)
         self.message_user(request, f"{count} corrected images exported.")
-        return FileResponse(target, as_attachment=True, filename=f"corrections-{timezone.now():%Y%m%d-%H%M}.zip")
+        return FileResponse(
+            target, as_attachment=True, filename=f"corrections-{timezone.now():%Y%m%d-%H%M}.zip"
+        )

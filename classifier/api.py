@@ -15,13 +15,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Share
 from classifier import history, notify
-from imageclass import api_examples as examples
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
-from accounts.models import Share
 from classifier.models import Classification, ModelVersion, ServiceUnavailable
 from classifier.views import heatmap_response, image_response, visible_classification
+from imageclass import api_examples as examples
 from imageclass.middleware import RETRY_AFTER_SECONDS
 
 
@@ -36,19 +36,37 @@ class ClassificationSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_name")
     predictions = PredictionSerializer(many=True)
     class_names = serializers.ListField(
-        child=serializers.CharField(), help_text="The classes of the model version that made this result, in its output order."
+        child=serializers.CharField(),
+        help_text="The classes of the model version that made this result, in its output order.",
     )
     uncertain = serializers.BooleanField(source="is_uncertain")
     # A string, not a "uri": it is empty for file uploads.
-    source_url = serializers.CharField(help_text="The URL the image was fetched from; empty for file uploads.")
+    source_url = serializers.CharField(
+        help_text="The URL the image was fetched from; empty for file uploads."
+    )
 
     class Meta:
         model = Classification
         fields = (
-            "id", "status", "created_at", "finished_at", "original_filename", "source_url", "width",
-            "height", "format", "image_url", "model_version", "top_label", "top_probability",
-            "uncertain", "predictions", "class_names", "error", "corrected_label",
-        )  # fmt: skip
+            "id",
+            "status",
+            "created_at",
+            "finished_at",
+            "original_filename",
+            "source_url",
+            "width",
+            "height",
+            "format",
+            "image_url",
+            "model_version",
+            "top_label",
+            "top_probability",
+            "uncertain",
+            "predictions",
+            "class_names",
+            "error",
+            "corrected_label",
+        )
         read_only_fields = fields
 
     def to_representation(self, obj):
@@ -60,7 +78,8 @@ class ClassificationSerializer(serializers.ModelSerializer):
             "id": str(obj.pk),
             "status": obj.status,
             "created_at": self.datetime_field.to_representation(obj.created_at),
-            "finished_at": obj.finished_at and self.datetime_field.to_representation(obj.finished_at),
+            "finished_at": obj.finished_at
+            and self.datetime_field.to_representation(obj.finished_at),
             "original_filename": obj.original_filename,
             "source_url": obj.source_url,
             "width": obj.width,
@@ -71,7 +90,10 @@ class ClassificationSerializer(serializers.ModelSerializer):
             "top_label": obj.top_label,
             "top_probability": obj.top_probability,
             "uncertain": obj.is_uncertain,
-            "predictions": [{"label": p["label"], "probability": float(p["probability"])} for p in obj.predictions],
+            "predictions": [
+                {"label": p["label"], "probability": float(p["probability"])}
+                for p in obj.predictions
+            ],
             "class_names": list(obj.class_names),
             "error": obj.error,
             "corrected_label": obj.corrected_label,
@@ -94,7 +116,9 @@ class ClassificationSerializer(serializers.ModelSerializer):
         """An image URL's text before and after the result's id, found once for all the
         results one serializer renders: reversing a URL for each cost 0.17 ms, 4 ms a page."""
         marker = "0" * 24  # an ObjectId's length, so the URL pattern accepts it
-        url = self.context["request"].build_absolute_uri(reverse("api:classification-image", args=[marker]))
+        url = self.context["request"].build_absolute_uri(
+            reverse("api:classification-image", args=[marker])
+        )
         before, _, after = url.partition(marker)
         return before, after
 
@@ -108,27 +132,42 @@ class ApiHistoryFilter(HistoryFilter):
 
 PageSerializer = inline_serializer(
     "ClassificationPage",
-    {"next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
-     "results": ClassificationSerializer(many=True)},
-)  # fmt: skip
+    {
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": ClassificationSerializer(many=True),
+    },
+)
 # An ISO 8601 day (the site's time zone) or a moment with its zone (history.MomentField).
-DATE_OR_MOMENT = {"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+DATE_OR_MOMENT = {
+    "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
 LIST_PARAMETERS = [
     OpenApiParameter("cursor", str, description="from `next` or `previous` of a page"),
     OpenApiParameter("label", str, description="top label equals"),
     OpenApiParameter("min_probability", float, description="top probability at least (0-1)"),
     OpenApiParameter("status", str, enum=Classification.Status.values),
     OpenApiParameter("created_after", DATE_OR_MOMENT, description="on or after this day or moment"),
-    OpenApiParameter("created_before", DATE_OR_MOMENT, description="on or before this day or moment"),
-    OpenApiParameter("q", str, description="original filename contains; with `q` or `min_probability` a page "
-                     f"reads at most {history.SCAN_WINDOW:,} results, so it may be short or empty and still have `next`"),
+    OpenApiParameter(
+        "created_before", DATE_OR_MOMENT, description="on or before this day or moment"
+    ),
+    OpenApiParameter(
+        "q",
+        str,
+        description="original filename contains; with `q` or `min_probability` a page "
+        f"reads at most {history.SCAN_WINDOW:,} results, so it may be short or empty and still have `next`",
+    ),
 ]
 UPLOAD_WAIT_PARAMETER = OpenApiParameter(
-    "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for the job to end before "
+    "wait",
+    float,
+    description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for the job to end before "
     "answering: one request instead of an upload and polls",
 )
 POLL_WAIT_PARAMETER = OpenApiParameter(
-    "wait", float, description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
+    "wait",
+    float,
+    description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
     f"before answering; without it, API_POLL_WAIT (default {settings.API_POLL_WAIT:g}); 0 answers at once",
 )
 UploadSerializer = inline_serializer("Upload", {"image": serializers.FileField()})
@@ -137,12 +176,19 @@ UrlUploadSerializer = inline_serializer("UrlUpload", {"image_url": serializers.U
 
 def upload_form(request):
     """The web upload form, fed from a multipart `image` or a JSON/form `image_url`."""
-    files = MultiValueDict({"images": request.FILES.getlist("image")}) if "image" in request.FILES else MultiValueDict()
+    files = (
+        MultiValueDict({"images": request.FILES.getlist("image")})
+        if "image" in request.FILES
+        else MultiValueDict()
+    )
     return UploadForm({"image_url": request.data.get("image_url", "")}, files, max_files=1)
 
 
 def form_errors(form) -> dict:
-    errors = {"image" if name == "images" else name: list(messages) for name, messages in form.errors.items()}
+    errors = {
+        "image" if name == "images" else name: list(messages)
+        for name, messages in form.errors.items()
+    }
     errors.pop("__all__", None)
     detail = " ".join(form.non_field_errors()) or "The upload was refused."
     return {"detail": detail, **errors}
@@ -155,7 +201,9 @@ def wait_seconds(request, default: float = 0.0) -> float:
     except ValueError:
         wait = -1.0
     if not 0 <= wait <= notify.MAX_WAIT:  # also refuses nan and inf
-        raise serializers.ValidationError({"wait": [f"A number of seconds from 0 to {notify.MAX_WAIT:g}."]})
+        raise serializers.ValidationError(
+            {"wait": [f"A number of seconds from 0 to {notify.MAX_WAIT:g}."]}
+        )
     return wait
 
 
@@ -170,7 +218,9 @@ def wait_for_end(pk, seconds: float) -> bool:
 def page_response(request, results: history.History):
     cursor = request.query_params.get("cursor", "")
     direction, _, position = cursor.partition(":")
-    items, older, newer = results.page(position if direction == "o" else "", position if direction == "n" else "")
+    items, older, newer = results.page(
+        position if direction == "o" else "", position if direction == "n" else ""
+    )
 
     def link(value):
         if not value:
@@ -180,7 +230,13 @@ def page_response(request, results: history.History):
         return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
     rendered = ClassificationSerializer(items, many=True, context={"request": request}).data
-    return Response({"next": link(older and f"o:{older}"), "previous": link(newer and f"n:{newer}"), "results": rendered})
+    return Response(
+        {
+            "next": link(older and f"o:{older}"),
+            "previous": link(newer and f"n:{newer}"),
+            "results": rendered,
+        }
+    )
 
 
 def filtered(request, owner) -> history.History:
@@ -200,9 +256,12 @@ class ClassificationListView(APIView):
         return super().get_throttles()
 
     @extend_schema(
-        operation_id="classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
-        summary="My results, newest first", examples=examples.PAGE,
-    )  # fmt: skip
+        operation_id="classifications_list",
+        parameters=LIST_PARAMETERS,
+        responses=PageSerializer,
+        summary="My results, newest first",
+        examples=examples.PAGE,
+    )
     def get(self, request):
         return page_response(request, filtered(request, request.user))
 
@@ -225,12 +284,16 @@ class ClassificationListView(APIView):
             classification = Classification.submit(data, owner=request.user, **fields)
         except ServiceUnavailable as exc:
             return Response(
-                {"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+                {"detail": str(exc)},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         if wait and wait_for_end(classification.pk, wait):
             classification = Classification.by_pk(classification.pk)
         body = ClassificationSerializer(classification, context={"request": request}).data
-        location = request.build_absolute_uri(reverse("api:classification-detail", args=[classification.pk]))
+        location = request.build_absolute_uri(
+            reverse("api:classification-detail", args=[classification.pk])
+        )
         answer = status.HTTP_201_CREATED if classification.is_finished else status.HTTP_202_ACCEPTED
         return Response(body, status=answer, headers={"Location": location})
 
@@ -239,11 +302,13 @@ class ClassificationDetailView(APIView):
     throttle_scope = "read"
 
     @extend_schema(
-        responses=ClassificationSerializer, summary="One result (poll until finished, or wait for it)",
+        responses=ClassificationSerializer,
+        summary="One result (poll until finished, or wait for it)",
         description="An unfinished job's answer waits up to `wait` seconds for the job to end (a long poll): "
         "a client polling in a loop gets the result as soon as it exists, in one request instead of many.",
-        parameters=[POLL_WAIT_PARAMETER], examples=examples.DETAIL,
-    )  # fmt: skip
+        parameters=[POLL_WAIT_PARAMETER],
+        examples=examples.DETAIL,
+    )
     def get(self, request, pk):
         classification = visible_classification(request, pk)
         wait = wait_seconds(request, default=settings.API_POLL_WAIT)
@@ -275,8 +340,14 @@ class ClassificationHeatmapView(APIView):
     @extend_schema(
         responses={
             (200, "image/jpeg"): OpenApiTypes.BINARY,
-            202: inline_serializer("HeatmapPending", {"status": serializers.CharField(), "detail": serializers.CharField()}),
-            409: inline_serializer("HeatmapUnavailable", {"status": serializers.CharField(), "detail": serializers.CharField()}),
+            202: inline_serializer(
+                "HeatmapPending",
+                {"status": serializers.CharField(), "detail": serializers.CharField()},
+            ),
+            409: inline_serializer(
+                "HeatmapUnavailable",
+                {"status": serializers.CharField(), "detail": serializers.CharField()},
+            ),
         },
         summary="Grad-CAM heatmap of the top class over the image",
         description="Made by a worker on the first request: 202 with Retry-After until it is stored, then "
@@ -287,7 +358,9 @@ class ClassificationHeatmapView(APIView):
 
 
 class FeedbackSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, help_text="The right label (one of the model's classes, or a new one).")
+    label = serializers.CharField(
+        max_length=100, help_text="The right label (one of the model's classes, or a new one)."
+    )
 
 
 class ClassificationFeedbackView(APIView):
@@ -299,7 +372,11 @@ class ClassificationFeedbackView(APIView):
             raise Http404
         return classification
 
-    @extend_schema(request=FeedbackSerializer, responses=ClassificationSerializer, summary="Say the result is wrong and give the right label")
+    @extend_schema(
+        request=FeedbackSerializer,
+        responses=ClassificationSerializer,
+        summary="Say the result is wrong and give the right label",
+    )
     def post(self, request, pk):
         classification = self.owned(request, pk)
         serializer = FeedbackSerializer(data=request.data)
@@ -322,9 +399,12 @@ class SharedHistoryView(APIView):
     throttle_scope = "read"
 
     @extend_schema(
-        operation_id="shared_classifications_list", parameters=LIST_PARAMETERS, responses=PageSerializer,
-        summary="A history shared with me", examples=examples.PAGE,
-    )  # fmt: skip
+        operation_id="shared_classifications_list",
+        parameters=LIST_PARAMETERS,
+        responses=PageSerializer,
+        summary="A history shared with me",
+        examples=examples.PAGE,
+    )
     def get(self, request, username):
         owner = Share.sharing_owner(username, request.user)
         if owner is None:
@@ -339,9 +419,18 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = (
-            "id", "name", "version", "architecture", "class_names", "input_height", "input_width",
-            "validation_accuracy", "is_active", "created_at", "activated_at",
-        )  # fmt: skip
+            "id",
+            "name",
+            "version",
+            "architecture",
+            "class_names",
+            "input_height",
+            "input_width",
+            "validation_accuracy",
+            "is_active",
+            "created_at",
+            "activated_at",
+        )
         read_only_fields = fields
 
 
@@ -357,24 +446,37 @@ class ActiveModelSerializer(ModelVersionSerializer):
         (1,280 numbers that only workers use, to recognise their conversion)."""
         if "int8" not in version.metrics:
             return version.metrics
-        return {**version.metrics, "int8": {key: value for key, value in version.metrics["int8"].items() if key != "probe"}}
+        return {
+            **version.metrics,
+            "int8": {
+                key: value for key, value in version.metrics["int8"].items() if key != "probe"
+            },
+        }
 
 
 class ModelVersionListView(APIView):
     throttle_scope = "read"
 
     @extend_schema(
-        operation_id="models_list", responses=ModelVersionSerializer(many=True), summary="Model versions",
+        operation_id="models_list",
+        responses=ModelVersionSerializer(many=True),
+        summary="Model versions",
         examples=examples.MODELS,
-    )  # fmt: skip
+    )
     def get(self, request):
-        return Response(ModelVersionSerializer(ModelVersion.objects.order_by("-created_at"), many=True).data)
+        return Response(
+            ModelVersionSerializer(ModelVersion.objects.order_by("-created_at"), many=True).data
+        )
 
 
 class ActiveModelView(APIView):
     throttle_scope = "read"
 
-    @extend_schema(responses=ActiveModelSerializer, summary="The active model: classes and metrics", examples=examples.ACTIVE)
+    @extend_schema(
+        responses=ActiveModelSerializer,
+        summary="The active model: classes and metrics",
+        examples=examples.ACTIVE,
+    )
     def get(self, request):
         active = ModelVersion.active()
         if active is None:

@@ -62,7 +62,11 @@ def registered(url: str, source: str):
 def announce(pk) -> bool:
     """Put the job on the list; True when the caller must send its message (none is on its
     way), and then call `not_sent()` if sending fails."""
-    return bool(script(ANNOUNCE)(keys=[ANNOUNCED, MESSAGE_ON_ITS_WAY], args=[str(pk), FLAG_LIFETIME, LIST_LIFETIME]))
+    return bool(
+        script(ANNOUNCE)(
+            keys=[ANNOUNCED, MESSAGE_ON_ITS_WAY], args=[str(pk), FLAG_LIFETIME, LIST_LIFETIME]
+        )
+    )
 
 
 def not_sent():

@@ -48,7 +48,10 @@ def gradient_model(version):
             network = network_of(keras.saving.load_model(local_artifact(version), compile=False))
             layer = feature_layer(network)
             _models.clear()
-            _models[key] = (keras.Model(network.inputs[0], [layer.output, network.output]), layer.name)
+            _models[key] = (
+                keras.Model(network.inputs[0], [layer.output, network.output]),
+                layer.name,
+            )
         return _models[key]
 
 

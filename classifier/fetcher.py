@@ -29,10 +29,14 @@ class FetchError(ValueError):
 
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo and address.teredo[1])
+        embedded = (
+            address.ipv4_mapped or address.sixtofour or (address.teredo and address.teredo[1])
+        )
         if embedded:
             return is_public_address(embedded)
-    return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ def checked_address(url: str, policy: FetchPolicy) -> tuple:
         raise FetchError(f"The host {parts.hostname!r} could not be found.") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not addresses or not all(policy.address_allowed(a) for a in addresses):
-        raise FetchError("The URL points to a private or local network address, which is not allowed.")
+        raise FetchError(
+            "The URL points to a private or local network address, which is not allowed."
+        )
     return parts.scheme, parts.hostname, port, str(addresses[0])
 
 
@@ -107,7 +113,9 @@ def fetch_image_bytes(url: str, policy: FetchPolicy = FetchPolicy()) -> Fetched:
     for _ in range(settings.FETCH_MAX_REDIRECTS + 1):
         scheme, host, port, address = checked_address(url, policy)
         connection_class = PinnedHTTPSConnection if scheme == "https" else PinnedHTTPConnection
-        connection = connection_class(host, port, address, settings.FETCH_CONNECT_TIMEOUT, settings.FETCH_READ_TIMEOUT)
+        connection = connection_class(
+            host, port, address, settings.FETCH_CONNECT_TIMEOUT, settings.FETCH_READ_TIMEOUT
+        )
         try:
             parts = urlsplit(url)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -28,7 +28,9 @@ class UploadForm(forms.Form):
     images = MultipleImageField(
         required=False, widget=MultipleFileInput(attrs={"accept": "image/*", "multiple": True})
     )
-    image_url = forms.URLField(required=False, max_length=2000, assume_scheme="https", label="or an image URL")
+    image_url = forms.URLField(
+        required=False, max_length=2000, assume_scheme="https", label="or an image URL"
+    )
 
     def __init__(self, *args, max_files=MAX_FILES, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,7 +47,9 @@ class UploadForm(forms.Form):
         for upload in files:
             name = upload.name or "image"
             if upload.size > settings.MAX_UPLOAD_BYTES:
-                errors.append(f"{name}: the file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+                errors.append(
+                    f"{name}: the file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+                )
                 continue
             data = upload.read()
             try:
@@ -82,5 +86,7 @@ class UploadForm(forms.Form):
         if "fetched" in self.cleaned_data:
             fetched = self.cleaned_data["fetched"]
             name = fetched.url.rsplit("/", 1)[-1].split("?")[0][:255]
-            return [(fetched.data, {"filename": name, "source_url": self.cleaned_data["image_url"]})]
+            return [
+                (fetched.data, {"filename": name, "source_url": self.cleaned_data["image_url"]})
+            ]
         return [(data, {"filename": name}) for name, data in self.cleaned_data["images"]]

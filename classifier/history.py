@@ -29,9 +29,19 @@ UNINDEXED = ("original_filename", "top_probability")
 # Ids below and above every ObjectId: positions before and after all the results of a moment.
 FIRST_ID, LAST_ID = ObjectId("0" * 24), ObjectId("f" * 24)
 EXPORT_FIELDS = (
-    "id", "created_at", "status", "original_filename", "source_url", "top_label", "top_probability",
-    "model_version", "format", "width", "height", "error",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "status",
+    "original_filename",
+    "source_url",
+    "top_label",
+    "top_probability",
+    "model_version",
+    "format",
+    "width",
+    "height",
+    "error",
+)
 
 
 class MomentField(forms.Field):
@@ -41,7 +51,9 @@ class MomentField(forms.Field):
     so that "$lt" holds everything on or before it. A bound past the calendar's ends (year 1 or
     9999) bounds nothing and cleans to None."""
 
-    default_error_messages = {"invalid": "Enter a date (YYYY-MM-DD) or a date and time with its zone (ISO 8601)."}
+    default_error_messages = {
+        "invalid": "Enter a date (YYYY-MM-DD) or a date and time with its zone (ISO 8601)."
+    }
 
     def __init__(self, *, upper: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -85,8 +97,12 @@ def parsed(text: str) -> tuple:
 class HistoryFilter(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Filename contains")
     label = forms.CharField(required=False, max_length=100)
-    min_probability = forms.FloatField(required=False, min_value=0, max_value=100, label="Min. probability (%)")
-    status = forms.ChoiceField(required=False, choices=[("", "any")] + Classification.Status.choices)
+    min_probability = forms.FloatField(
+        required=False, min_value=0, max_value=100, label="Min. probability (%)"
+    )
+    status = forms.ChoiceField(
+        required=False, choices=[("", "any")] + Classification.Status.choices
+    )
     created_after = MomentField(required=False, label="From")
     created_before = MomentField(required=False, label="To", upper=True)
     probability_scale = 100  # the web form takes percentages
@@ -103,7 +119,9 @@ class HistoryFilter(forms.Form):
         if data["label"]:
             conditions["top_label"] = data["label"]
         if data["min_probability"] is not None:
-            conditions["top_probability"] = {"$gte": data["min_probability"] / self.probability_scale}
+            conditions["top_probability"] = {
+                "$gte": data["min_probability"] / self.probability_scale
+            }
         if data["status"]:
             conditions["status"] = data["status"]
         created = {}
@@ -159,7 +177,10 @@ class History:
     def __init__(self, owner, filters: HistoryFilter):
         conditions = filters.conditions()
         self.empty = conditions is None
-        self.conditions = {Classification._meta.get_field("owner").column: owner.pk, **(conditions or {})}
+        self.conditions = {
+            Classification._meta.get_field("owner").column: owner.pk,
+            **(conditions or {}),
+        }
         self.windowed = any(name in self.conditions for name in UNINDEXED)
 
     @property
@@ -169,12 +190,19 @@ class History:
     def find(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0):
         """The pymongo cursor over the results meeting `conditions` (the history's own when
         None), in `order`."""
-        return self.collection.find(self.conditions if conditions is None else conditions, sort=order, limit=limit)
+        return self.collection.find(
+            self.conditions if conditions is None else conditions, sort=order, limit=limit
+        )
 
-    def read(self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0) -> list[Classification]:
+    def read(
+        self, conditions: dict | None = None, order=NEWEST_FIRST, limit: int = 0
+    ) -> list[Classification]:
         if self.empty:
             return []
-        return [Classification.from_document(document) for document in self.find(conditions, order, limit)]
+        return [
+            Classification.from_document(document)
+            for document in self.find(conditions, order, limit)
+        ]
 
     def window(self, conditions: dict, order, limit: int) -> list[dict]:
         """The pipeline of a windowed read: the next `scan_window` results by the indexed
@@ -188,13 +216,17 @@ class History:
             {"$match": indexed},
             {"$sort": dict(order)},
             {"$limit": size + 1},
-            {"$facet": {
-                "page": [{"$limit": size}, {"$match": unindexed}, {"$limit": limit}],
-                "end": [{"$skip": size - 1}, {"$project": {"created_at": 1}}],
-            }},
-        ]  # fmt: skip
+            {
+                "$facet": {
+                    "page": [{"$limit": size}, {"$match": unindexed}, {"$limit": limit}],
+                    "end": [{"$skip": size - 1}, {"$project": {"created_at": 1}}],
+                }
+            },
+        ]
 
-    def scan(self, conditions: dict, order, limit: int) -> tuple[list[Classification], tuple | None]:
+    def scan(
+        self, conditions: dict, order, limit: int
+    ) -> tuple[list[Classification], tuple | None]:
         """Up to `limit` results meeting `conditions` in `order`, and the (created_at, id)
         position the read stopped at when it stopped at its window before the end (else None)."""
         if self.empty or not self.windowed:
@@ -215,7 +247,9 @@ class History:
     def admits(self, created_at) -> bool:
         """Whether the filter's date range, if any, holds the stored moment `created_at`."""
         bounds = self.conditions.get("created_at", {})
-        return bounds.get("$gte", created_at) <= created_at and ("$lt" not in bounds or created_at < bounds["$lt"])
+        return bounds.get("$gte", created_at) <= created_at and (
+            "$lt" not in bounds or created_at < bounds["$lt"]
+        )
 
     def created(self, operator: str, created_at) -> dict:
         """The history's conditions with `operator` ("$lt" or "$gt") `created_at` added to its
@@ -224,7 +258,9 @@ class History:
         bounds[operator] = min(created_at, bounds[operator]) if operator in bounds else created_at
         return {**self.conditions, "created_at": bounds}
 
-    def beyond(self, position, limit: int, newer: bool) -> tuple[list[Classification], tuple | None]:
+    def beyond(
+        self, position, limit: int, newer: bool
+    ) -> tuple[list[Classification], tuple | None]:
         """Up to `limit` results past the (created_at, id) `position` in reading order (older
         ones newest first, or newer ones oldest first), and where the read stopped short as
         `scan` gives it. The results created at that very moment come first, from a read of
@@ -235,7 +271,9 @@ class History:
         order, past = (self.OLDEST_FIRST, "$gt") if newer else (self.NEWEST_FIRST, "$lt")
         items, end = [], None
         if self.admits(created_at):
-            items, end = self.scan({**self.conditions, "created_at": created_at, "_id": {past: pk}}, order, limit)
+            items, end = self.scan(
+                {**self.conditions, "created_at": created_at, "_id": {past: pk}}, order, limit
+            )
         if len(items) < limit and end is None:
             more, end = self.scan(self.created(past, created_at), order, limit - len(items))
             items += more
@@ -259,7 +297,9 @@ class History:
                 found, end = self.scan(self.conditions, self.NEWEST_FIRST, size + 1)
             items = found[:size]
             older = encode_cursor(items[-1]) if len(found) > size else end and encode_position(*end)
-            newer = position and (encode_cursor(items[0]) if items else encode_position(position[0], FIRST_ID))
+            newer = position and (
+                encode_cursor(items[0]) if items else encode_position(position[0], FIRST_ID)
+            )
         return items, older or "", newer or ""
 
 

@@ -61,13 +61,19 @@ def load_model(version: ModelVersion):
         if version.pk not in _loaded:
             failed_at, reason = _failed.get(version.pk, (None, None))
             if failed_at and time.monotonic() - failed_at < RETRY_FAILED_LOAD_AFTER:
-                raise ArtifactError(reason)  # the same reason again: it is what the registry records
+                raise ArtifactError(
+                    reason
+                )  # the same reason again: it is what the registry records
             from classifier.runtime import runner_for
 
             try:
-                model = runner_for(local_artifact(version), settings.INFERENCE_RUNTIME, version.metrics.get("int8"))
+                model = runner_for(
+                    local_artifact(version), settings.INFERENCE_RUNTIME, version.metrics.get("int8")
+                )
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, ArtifactError) else f"cannot load {version}: {exc}"
+                reason = (
+                    str(exc) if isinstance(exc, ArtifactError) else f"cannot load {version}: {exc}"
+                )
                 _failed[version.pk] = (time.monotonic(), reason)
                 raise ArtifactError(reason) from exc
             _failed.pop(version.pk, None)

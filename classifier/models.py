@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 # Files of a training run that the registry keeps beside the model.
 REPORT_FILES = (
-    "metrics.json", "curves.png", "confusion_matrix.png", "reliability.png", "misclassified.npz", "MODEL_CARD.md",
+    "metrics.json",
+    "curves.png",
+    "confusion_matrix.png",
+    "reliability.png",
+    "misclassified.npz",
+    "MODEL_CARD.md",
     "training.json",
-)  # fmt: skip
+)
 # The "uncertain" threshold of versions published before their reports fitted one.
 DEFAULT_UNCERTAIN_BELOW = 0.5
 
@@ -78,7 +83,9 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["name", "version"], name="unique_model_name_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="unique_model_name_version")
+        ]
         indexes = [models.Index(fields=["is_active"], name="modelversion_active")]
 
     def __str__(self):
@@ -123,7 +130,9 @@ class ModelVersion(models.Model):
     def active_pk(cls):
         """The active version's id (the latest activated while an activation is under way), read
         alone: the ORM's query costs three times the read, and workers ask for every batch."""
-        active = connection.database[cls._meta.db_table].find_one({"is_active": True}, {"_id": 1}, sort=[("activated_at", -1)])
+        active = connection.database[cls._meta.db_table].find_one(
+            {"is_active": True}, {"_id": 1}, sort=[("activated_at", -1)]
+        )
         return active and active["_id"]
 
     @classmethod
@@ -150,7 +159,9 @@ class ModelVersion(models.Model):
         # Slow I/O first; the record is written only once every file is stored.
         artifact_key = storage.save(f"{prefix}/model.keras", ContentFile(artifact))
         report_keys = {
-            filename: storage.save(f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes()))
+            filename: storage.save(
+                f"{prefix}/{filename}", ContentFile((run_dir / filename).read_bytes())
+            )
             for filename in REPORT_FILES
             if (run_dir / filename).exists()
         }
@@ -174,7 +185,9 @@ class ModelVersion(models.Model):
 
     def set_export(self, fmt: str, record: dict):
         """Record one format's export with a single-key $set, so formats never overwrite each other."""
-        connection.database[self._meta.db_table].update_one({"_id": self.pk}, {"$set": {f"exports.{fmt}": record}})
+        connection.database[self._meta.db_table].update_one(
+            {"_id": self.pk}, {"$set": {f"exports.{fmt}": record}}
+        )
         self.exports = {**self.exports, fmt: record}
 
     def request_export(self, fmt: str) -> str:
@@ -195,7 +208,9 @@ class ModelVersion(models.Model):
             app.send_task("mltrain.tasks.export_model", args=[str(self.pk), fmt])
         except Exception as exc:  # kombu raises many kinds when the broker is away
             self.set_export(fmt, record)
-            raise BrokerUnavailable("The training queue is unavailable; please try again shortly.") from exc
+            raise BrokerUnavailable(
+                "The training queue is unavailable; please try again shortly."
+            ) from exc
         return "pending"
 
     @staticmethod
@@ -253,7 +268,9 @@ class PlainDocuments:
     @classmethod
     def by_pk(cls, pk):
         """The record, or DoesNotExist; ValidationError for a value that is no id at all."""
-        document = connection.database[cls._meta.db_table].find_one({"_id": cls._meta.pk.to_python(pk)})
+        document = connection.database[cls._meta.db_table].find_one(
+            {"_id": cls._meta.pk.to_python(pk)}
+        )
         if document is None:
             raise cls.DoesNotExist(f"No {cls._meta.object_name} with id {pk}.")
         return cls.from_document(document)
@@ -262,7 +279,10 @@ class PlainDocuments:
     def by_pks(cls, pks) -> list:
         """The records of those ids that exist, in no particular order."""
         ids = [cls._meta.pk.to_python(pk) for pk in pks]
-        return [cls.from_document(found) for found in connection.database[cls._meta.db_table].find({"_id": {"$in": ids}})]
+        return [
+            cls.from_document(found)
+            for found in connection.database[cls._meta.db_table].find({"_id": {"$in": ids}})
+        ]
 
     @classmethod
     def insert(cls, **values):
@@ -302,7 +322,8 @@ class PlainDocuments:
         if "field_converters" not in cls.__dict__:
             columns = [field.get_col(cls._meta.db_table) for field in cls._meta.concrete_fields]
             cls.field_converters = [
-                connection.ops.get_db_converters(column) + column.get_db_converters(connection) for column in columns
+                connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+                for column in columns
             ]
         return cls.field_converters
 
@@ -335,10 +356,14 @@ class ConditionalUpdates:
             return []
         namespace = f"{connection.database.name}.{cls._meta.db_table}"
         updates = [
-            UpdateOne(*instance._conditional_update(condition, increment, changes), namespace=namespace)
+            UpdateOne(
+                *instance._conditional_update(condition, increment, changes), namespace=namespace
+            )
             for instance, condition, increment, changes in moves
         ]
-        results = connection.database.client.bulk_write(updates, ordered=False, verbose_results=True).update_results
+        results = connection.database.client.bulk_write(
+            updates, ordered=False, verbose_results=True
+        ).update_results
         outcomes = []
         for index, (instance, _, increment, changes) in enumerate(moves):
             outcomes.append(index in results and results[index].matched_count == 1)
@@ -348,16 +373,26 @@ class ConditionalUpdates:
 
     def _conditional_update(self, condition: dict, increment, changes: dict) -> tuple[dict, dict]:
         counters = {self._meta.get_field(name).column: name for name in increment}
-        condition = {**condition, **{column: getattr(self, name) for column, name in counters.items()}}
+        condition = {
+            **condition,
+            **{column: getattr(self, name) for column, name in counters.items()},
+        }
         return {"_id": self.pk, **condition}, self._update(increment, changes)
 
     @classmethod
     def _update(cls, increment, changes: dict) -> dict:
         """The update document that sets `changes` (stored as the ORM stores them) and adds 1
         to the `increment` fields."""
-        values = {name: value.pk if isinstance(value, models.Model) else value for name, value in changes.items()}
+        values = {
+            name: value.pk if isinstance(value, models.Model) else value
+            for name, value in changes.items()
+        }
         fields = {name: cls._meta.get_field(name) for name in values}
-        update = {"$set": {f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()}}
+        update = {
+            "$set": {
+                f.column: f.get_db_prep_save(values[name], connection) for name, f in fields.items()
+            }
+        }
         if increment:
             update["$inc"] = {cls._meta.get_field(name).column: 1 for name in increment}
         return update
@@ -404,7 +439,9 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     format = models.CharField(max_length=10)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     # Copied from the version at prediction time: old results keep their labels.
     model_name = models.CharField(max_length=120, blank=True)
     class_names = models.JSONField(default=list, blank=True)
@@ -414,7 +451,9 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     top_probability = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started running
-    claim_token = models.CharField(max_length=32, blank=True)  # the last claim's: a batch's claim reads which it won
+    claim_token = models.CharField(
+        max_length=32, blank=True
+    )  # the last claim's: a batch's claim reads which it won
     requeues = models.PositiveSmallIntegerField(default=0)  # times the sweep sent it again
     timings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -426,9 +465,17 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         indexes = [
             # Pages sort on (created_at, id) for stable keyset cursors: with the id in the index
             # MongoDB walks it in order and stops at the page size, with no in-memory sort.
-            models.Index(fields=["owner", "-created_at", "-id"], name="classification_history_keyset"),
-            models.Index(fields=["owner", "top_label", "-created_at", "-id"], name="classification_label_keyset"),
-            models.Index(fields=["owner", "status", "-created_at", "-id"], name="classification_status_keyset"),
+            models.Index(
+                fields=["owner", "-created_at", "-id"], name="classification_history_keyset"
+            ),
+            models.Index(
+                fields=["owner", "top_label", "-created_at", "-id"],
+                name="classification_label_keyset",
+            ),
+            models.Index(
+                fields=["owner", "status", "-created_at", "-id"],
+                name="classification_status_keyset",
+            ),
             # Serves both of the stuck-job sweep's queries (claims go by the announced ids).
             models.Index(fields=["status", "queued_at"], name="classification_sweep_queued"),
         ]
@@ -470,11 +517,15 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
                     raise
         except Exception as exc:  # kombu and redis-py raise many kinds when the broker is away
             classification.delete()
-            raise BrokerUnavailable("The classification queue is unavailable; please try again shortly.") from exc
+            raise BrokerUnavailable(
+                "The classification queue is unavailable; please try again shortly."
+            ) from exc
         return classification
 
     @classmethod
-    def store(cls, data: bytes, *, owner=None, session_key="", filename="", source_url="") -> "Classification":
+    def store(
+        cls, data: bytes, *, owner=None, session_key="", filename="", source_url=""
+    ) -> "Classification":
         """Validate the bytes (InvalidImage: nothing stored), store them under a new key and
         record a queued job. Raises StorageUnavailable when the image cannot be stored."""
         from classifier.validation import inspect_image
@@ -484,7 +535,9 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         try:
             key = storage.save(cls.image_key_for(owner, info.extension), ContentFile(data))
         except STORAGE_ERRORS as exc:
-            raise StorageUnavailable("Image storage is unavailable; please try again shortly.") from exc
+            raise StorageUnavailable(
+                "Image storage is unavailable; please try again shortly."
+            ) from exc
         try:
             classification = cls.insert(
                 owner=owner,
@@ -518,21 +571,28 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         """(increment, changes) of a claim, under a token of its own that starts with the
         claiming worker's name (see `abandoned`)."""
         token = f"{worker}/{uuid.uuid4().hex}"
-        return ["attempts"], {"status": cls.Status.RUNNING, "started_at": timezone.now(), "claim_token": token}
+        return ["attempts"], {
+            "status": cls.Status.RUNNING,
+            "started_at": timezone.now(),
+            "claim_token": token,
+        }
 
     @classmethod
     def abandoned(cls, worker: str) -> list["Classification"]:
         """The jobs still running under claims of `worker` (a Celery worker's unique name): as
         it starts, those are what an earlier process of it held when it died."""
         found = connection.database[cls._meta.db_table].find(
-            {"status": cls.Status.RUNNING, "claim_token": {"$regex": f"^{re.escape(worker)}/"}}, {"_id": 1}
+            {"status": cls.Status.RUNNING, "claim_token": {"$regex": f"^{re.escape(worker)}/"}},
+            {"_id": 1},
         )
         return cls.by_pks([each["_id"] for each in found])
 
     @classmethod
     def queued_ids(cls) -> list[str]:
         """The ids of every queued job, oldest first (the (status, queued_at) index's order)."""
-        found = connection.database[cls._meta.db_table].find({"status": cls.Status.QUEUED}, {"_id": 1}, sort=[("queued_at", 1)])
+        found = connection.database[cls._meta.db_table].find(
+            {"status": cls.Status.QUEUED}, {"_id": 1}, sort=[("queued_at", 1)]
+        )
         return [str(each["_id"]) for each in found]
 
     @classmethod
@@ -560,11 +620,17 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         jobs; 1.8 ms this way)."""
         now = timezone.now()
         collection = connection.database[cls._meta.db_table]
-        queued = collection.find({"status": cls.Status.QUEUED, "queued_at": {"$lt": now - 2 * time_limit}}, {"_id": 1})
+        queued = collection.find(
+            {"status": cls.Status.QUEUED, "queued_at": {"$lt": now - 2 * time_limit}}, {"_id": 1}
+        )
         running = collection.find({"status": cls.Status.RUNNING}, {"_id": 1, "started_at": 1})
         ids = [found["_id"] for found in queued]
         stale_before = (now - time_limit).replace(tzinfo=None)  # pymongo reads naive UTC datetimes
-        ids += [found["_id"] for found in running if found["started_at"] is None or found["started_at"] < stale_before]
+        ids += [
+            found["_id"]
+            for found in running
+            if found["started_at"] is None or found["started_at"] < stale_before
+        ]
         return cls.by_pks(ids) if ids else []
 
     def can_view(self, request) -> bool:
@@ -593,11 +659,15 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
             from classifier.validation import CLASS_NAME
 
             if not CLASS_NAME.match(label):
-                raise ValueError("A label is 1 to 100 letters, digits, spaces and . _ + - (it becomes a folder name).")
+                raise ValueError(
+                    "A label is 1 to 100 letters, digits, spaces and . _ + - (it becomes a folder name)."
+                )
             if label == self.top_label:
                 raise ValueError(f"The model already said {label}.")
             self.corrected_label, self.corrected_at = label, timezone.now()
-        Classification.objects.filter(pk=self.pk).update(corrected_label=self.corrected_label, corrected_at=self.corrected_at)
+        Classification.objects.filter(pk=self.pk).update(
+            corrected_label=self.corrected_label, corrected_at=self.corrected_at
+        )
 
     @classmethod
     def write_corrections_dataset(cls, corrections, target):
@@ -605,7 +675,9 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         dataset (<right label>/<id>.<ext>), ready to upload as training data. Returns how
         many images it holds; those whose file is gone are left out."""
         written = 0
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+        with zipfile.ZipFile(
+            target, "w", zipfile.ZIP_STORED
+        ) as archive:  # images are compressed already
             for correction in corrections.exclude(corrected_label="").iterator():
                 try:
                     data = correction.read_image()
@@ -647,19 +719,31 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         meanwhile is left alone."""
         now = timezone.now()
         found = {"status": self.status}
-        if self.requeues >= settings.SWEEP_MAX_REQUEUES or self.attempts >= settings.CLASSIFY_MAX_ATTEMPTS:
+        if (
+            self.requeues >= settings.SWEEP_MAX_REQUEUES
+            or self.attempts >= settings.CLASSIFY_MAX_ATTEMPTS
+        ):
             if self.transition(
-                found, status=self.Status.FAILED, finished_at=now, error="The job did not finish in time and was abandoned."
+                found,
+                status=self.Status.FAILED,
+                finished_at=now,
+                error="The job did not finish in time and was abandoned.",
             ):
                 signal_ended([self.pk])
             return False
-        return self.transition(found, increment=["requeues"], status=self.Status.QUEUED, queued_at=now)
+        return self.transition(
+            found, increment=["requeues"], status=self.Status.QUEUED, queued_at=now
+        )
 
     def release(self) -> bool:
         """Give a running job back to the queue (a retry, or a batch companion's second chance)."""
-        return self.transition({"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now())
+        return self.transition(
+            {"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now()
+        )
 
-    def finishing(self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key: str) -> tuple:
+    def finishing(
+        self, version: ModelVersion, probabilities, predictions, timings, thumbnail_key: str
+    ) -> tuple:
         """The end of this job with its result, for `end_many`."""
         top = predictions[0]
         return self, dict(
@@ -684,7 +768,10 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
         """Record the outcomes, (job, fields) pairs, but each only over a job that is still
         running (never twice); wake whoever waits for the jobs that ended here."""
         now = timezone.now()
-        moves = [(job, {"status": cls.Status.RUNNING}, (), {**fields, "finished_at": now}) for job, fields in endings]
+        moves = [
+            (job, {"status": cls.Status.RUNNING}, (), {**fields, "finished_at": now})
+            for job, fields in endings
+        ]
         ended = cls.transition_many(moves)
         signal_ended([job.pk for (job, _), done in zip(endings, ended) if done])
         return ended
@@ -724,15 +811,24 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
             return self.Heatmap.UNAVAILABLE
         now = timezone.now()
         stale = now - timedelta(seconds=settings.HEATMAP_RETRY_AFTER)
-        asked = self.transition({"heatmap_key": "", "heatmap_requested_at": None}, heatmap_requested_at=now) or (
-            self.transition({"heatmap_key": "", "heatmap_requested_at": {"$lt": stale}}, heatmap_requested_at=now)
+        asked = self.transition(
+            {"heatmap_key": "", "heatmap_requested_at": None}, heatmap_requested_at=now
+        ) or (
+            self.transition(
+                {"heatmap_key": "", "heatmap_requested_at": {"$lt": stale}},
+                heatmap_requested_at=now,
+            )
         )
         if asked:
             try:
                 explain.delay(str(self.pk))
             except Exception as exc:  # kombu raises many kinds when the broker is away
-                self.transition({"heatmap_key": ""}, heatmap_requested_at=None)  # the next request asks again
-                raise BrokerUnavailable("The classification queue is unavailable; please try again shortly.") from exc
+                self.transition(
+                    {"heatmap_key": ""}, heatmap_requested_at=None
+                )  # the next request asks again
+                raise BrokerUnavailable(
+                    "The classification queue is unavailable; please try again shortly."
+                ) from exc
         return self.Heatmap.PENDING
 
     def store_heatmap(self, overlay) -> bool:
@@ -749,7 +845,14 @@ class Classification(PlainDocuments, ConditionalUpdates, models.Model):
     def delete(self, *args, **kwargs):
         """Delete the record, then its files (an orphaned file is harmless; a record whose
         image is gone is not)."""
-        keys, pk = [key for key in dict.fromkeys((self.image_key, self.thumbnail_key, self.heatmap_key)) if key], self.pk
+        keys, pk = (
+            [
+                key
+                for key in dict.fromkeys((self.image_key, self.thumbnail_key, self.heatmap_key))
+                if key
+            ],
+            self.pk,
+        )
         result = super().delete(*args, **kwargs)
         for key in keys:
             try:

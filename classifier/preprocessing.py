@@ -40,7 +40,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         # Composite transparency onto white: a transparent background is "nothing", and black
         # would read as a dark object to the model.
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        if image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
+        ):
             image = image.convert("RGBA")
             background = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(background, image)
@@ -56,9 +58,15 @@ def decode_image(path_or_file) -> Image.Image:
     with Image.open(path_or_file) as image:
         image.seek(0)
         image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
-        with LARGE_DECODES if image.width * image.height > WORKING_SIDE**2 else contextlib.nullcontext():
+        with (
+            LARGE_DECODES
+            if image.width * image.height > WORKING_SIDE**2
+            else contextlib.nullcontext()
+        ):
             image = to_rgb(ImageOps.exif_transpose(image))
-            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS, reducing_gap=None)
+            image.thumbnail(
+                (WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS, reducing_gap=None
+            )
         return image
 
 

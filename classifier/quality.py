@@ -18,7 +18,13 @@ def summary(version) -> dict:
     matrix = validation.get("confusion_matrix") or []
     rows = [{"name": name, **per_class.get(name, {})} for name in names]
     confusion = [
-        {"name": names[i], "cells": [{"count": count, "true": i, "predicted": j, "correct": i == j} for j, count in enumerate(row)]}
+        {
+            "name": names[i],
+            "cells": [
+                {"count": count, "true": i, "predicted": j, "correct": i == j}
+                for j, count in enumerate(row)
+            ],
+        }
         for i, row in enumerate(matrix)
     ]
     return {
@@ -45,7 +51,10 @@ def misclassified(version, true: int, predicted: int) -> list[dict]:
         examples = np.load(io.BytesIO(f.read()), allow_pickle=False)
         chosen = np.flatnonzero((examples["true"] == true) & (examples["predicted"] == predicted))
         images, probabilities = examples["images"][chosen], examples["probability"][chosen]
-    return [{"src": png_data_uri(image), "probability": float(p)} for image, p in zip(images, probabilities)]
+    return [
+        {"src": png_data_uri(image), "probability": float(p)}
+        for image, p in zip(images, probabilities)
+    ]
 
 
 def png_data_uri(pixels: np.ndarray) -> str:

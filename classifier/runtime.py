@@ -51,7 +51,10 @@ def bucket_size(size: int) -> int:
 
 def in_chunks(predict, images: np.ndarray) -> np.ndarray:
     """float64 probabilities of `images`, predicted MAX_BATCH at a time."""
-    outputs = [np.asarray(predict(images[i : i + MAX_BATCH]), dtype=np.float64) for i in range(0, len(images), MAX_BATCH)]
+    outputs = [
+        np.asarray(predict(images[i : i + MAX_BATCH]), dtype=np.float64)
+        for i in range(0, len(images), MAX_BATCH)
+    ]
     return np.concatenate(outputs) if outputs else np.zeros((0, 0))
 
 
@@ -72,7 +75,9 @@ class LiteRTRunner:
         self.path, self.threads = Path(path), threads or min(os.cpu_count() or 1, 4)
         self.interpreters: dict[int, tuple] = {}
         self.lock = threading.Lock()  # an interpreter runs one call at a time
-        interpreter, _, _ = self.bucket(1)  # fail here, at load time, if the file is not a usable model
+        interpreter, _, _ = self.bucket(
+            1
+        )  # fail here, at load time, if the file is not a usable model
         self.input_shape = tuple(interpreter.get_input_details()[0]["shape"][1:])  # one image's
 
     def bucket(self, size: int):
@@ -92,7 +97,9 @@ class LiteRTRunner:
         size = bucket_size(len(chunk))
         interpreter, source, target = self.bucket(size)
         padding = np.zeros((size - len(chunk), *chunk.shape[1:]), np.uint8)
-        interpreter.set_tensor(source, np.ascontiguousarray(np.concatenate([chunk, padding]), dtype=np.uint8))
+        interpreter.set_tensor(
+            source, np.ascontiguousarray(np.concatenate([chunk, padding]), dtype=np.uint8)
+        )
         interpreter.invoke()
         return interpreter.get_tensor(target)[: len(chunk)].copy()
 
@@ -108,7 +115,9 @@ def convert_to_litert(model, destination: Path, quantize: bool = False) -> Path:
     import tensorflow as tf
 
     destination = Path(destination)
-    model(np.zeros((1, *model.input_shape[1:]), dtype=model.inputs[0].dtype))  # the exporter needs a built call
+    model(
+        np.zeros((1, *model.input_shape[1:]), dtype=model.inputs[0].dtype)
+    )  # the exporter needs a built call
     partial = destination.with_name(f"{destination.stem}.{os.getpid()}.part.tflite")
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
     model.export(str(partial), format="litert", verbose=False, **options)
@@ -120,7 +129,9 @@ def quantization_verdict(expected: np.ndarray, actual: np.ndarray, labels: np.nd
     """How the quantized probabilities `actual` compare with the model's `expected` on labelled
     images, and whether that is within the limits."""
     agreement = float((expected.argmax(axis=1) == actual.argmax(axis=1)).mean())
-    drop = float((expected.argmax(axis=1) == labels).mean() - (actual.argmax(axis=1) == labels).mean())
+    drop = float(
+        (expected.argmax(axis=1) == labels).mean() - (actual.argmax(axis=1) == labels).mean()
+    )
     return {
         "images": len(labels),
         "agreement": agreement,
@@ -134,7 +145,9 @@ def quantization_verdict(expected: np.ndarray, actual: np.ndarray, labels: np.nd
 def probe_images(input_shape) -> np.ndarray:
     """Fixed noise images, the same on every machine: how an int8 copy answers them tells
     whether it is, up to rounding, the copy a report checked."""
-    return np.random.default_rng(PROBE_SEED).integers(0, 256, (PROBE_IMAGES, *input_shape), dtype=np.uint8)
+    return np.random.default_rng(PROBE_SEED).integers(
+        0, 256, (PROBE_IMAGES, *input_shape), dtype=np.uint8
+    )
 
 
 def probe_mismatch(runner: LiteRTRunner, probe: list | None) -> str:
@@ -147,8 +160,10 @@ def probe_mismatch(runner: LiteRTRunner, probe: list | None) -> str:
     difference = float(np.abs(expected - runner(probe_images(runner.input_shape))).mean())
     if difference <= PROBE_TOLERANCE:
         return ""
-    return (f"this int8 conversion is not the one its report checked: on {len(expected)} probe images its "
-            f"probabilities are {difference:.4f} apart from that copy's (limit {PROBE_TOLERANCE})")  # fmt: skip
+    return (
+        f"this int8 conversion is not the one its report checked: on {len(expected)} probe images its "
+        f"probabilities are {difference:.4f} apart from that copy's (limit {PROBE_TOLERANCE})"
+    )
 
 
 def int8_verdict(model, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -158,14 +173,21 @@ def int8_verdict(model, images: np.ndarray, labels: np.ndarray) -> dict:
     import keras
 
     if keras.backend.backend() != "tensorflow":  # a GPU machine training with JAX, say
-        return {"passed": False, "reason": "not checked: the LiteRT conversion needs the TensorFlow backend "
-                "(`manage.py report RUN` where TensorFlow is installed writes the verdict)"}  # fmt: skip
+        return {
+            "passed": False,
+            "reason": "not checked: the LiteRT conversion needs the TensorFlow backend "
+            "(`manage.py report RUN` where TensorFlow is installed writes the verdict)",
+        }
     with tempfile.TemporaryDirectory() as scratch:
         quantized = convert_to_litert(model, Path(scratch) / "int8.tflite", quantize=True)
         runner = LiteRTRunner(quantized)
         verdict = quantization_verdict(KerasRunner(model)(images), runner(images), labels)
         probe = np.round(runner(probe_images(runner.input_shape)), 5).tolist()
-        return {**verdict, "sha256": hashlib.sha256(quantized.read_bytes()).hexdigest(), "probe": probe}
+        return {
+            **verdict,
+            "sha256": hashlib.sha256(quantized.read_bytes()).hexdigest(),
+            "probe": probe,
+        }
 
 
 def quantized_runner(keras_path: Path, verdict: dict | None) -> LiteRTRunner:
@@ -178,14 +200,19 @@ def quantized_runner(keras_path: Path, verdict: dict | None) -> LiteRTRunner:
         raise QuantizationRefused(verdict["reason"])
     quantized = keras_path.with_suffix(".int8.tflite")
     if not quantized.exists():
-        convert_to_litert(keras.saving.load_model(keras_path, compile=False), quantized, quantize=True)
+        convert_to_litert(
+            keras.saving.load_model(keras_path, compile=False), quantized, quantize=True
+        )
     runner = LiteRTRunner(quantized)
     if hashlib.sha256(quantized.read_bytes()).hexdigest() != verdict["sha256"]:
         mismatch = probe_mismatch(runner, verdict.get("probe"))
         if mismatch:
             quantized.unlink()
             raise QuantizationRefused(mismatch)
-        log.info("int8 copy of %s: not byte for byte the one its report checked, answers its probe images alike", keras_path.name)
+        log.info(
+            "int8 copy of %s: not byte for byte the one its report checked, answers its probe images alike",
+            keras_path.name,
+        )
     return runner
 
 
@@ -220,5 +247,7 @@ def runner_for(keras_path: Path, runtime: str, verdict: dict | None = None):
                     log.warning("serving %s in fp32: %s", keras_path.name, exc)
             return litert_runner(keras_path)
         except Exception as exc:  # an operation LiteRT lacks, the package missing: still serve
-            log.warning("LiteRT unavailable for %s, serving through Keras: %s", keras_path.name, exc)
+            log.warning(
+                "LiteRT unavailable for %s, serving through Keras: %s", keras_path.name, exc
+            )
     return KerasRunner(keras.saving.load_model(keras_path, compile=False))

@@ -12,10 +12,9 @@ from datetime import timedelta
 
 import numpy as np
 import redis
-
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.core.files.storage import storages
 from django.utils import timezone
@@ -39,7 +38,7 @@ class BadImage(Exception):
 
 
 def backoff(retries: int) -> int:
-    return min(2 ** retries, 60)
+    return min(2**retries, 60)
 
 
 def milliseconds(seconds: float) -> float:
@@ -93,17 +92,23 @@ def run_inference(jobs: list[Classification]) -> dict:
     endings = []
     for (job, image, _, timings), job_probabilities in zip(ready, probabilities):
         timings.update(model_ms=model_ms, predict_ms=predict_ms, batch=len(ready))
-        timings["total_ms"] = round(sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1)
+        timings["total_ms"] = round(
+            sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1
+        )
         try:
             thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
         except STORAGE_ERRORS as exc:
             errors[job.pk] = TransientError(f"storage: {exc}")
             continue
         predictions = inference.top_k(job_probabilities, version.class_names, settings.TOP_K)
-        endings.append(job.finishing(version, job_probabilities, predictions, timings, thumbnail_key))
+        endings.append(
+            job.finishing(version, job_probabilities, predictions, timings, thumbnail_key)
+        )
     for (job, fields), ended in zip(endings, Classification.end_many(endings)):
         if not ended and fields["thumbnail_key"] != job.image_key:
-            storages["default"].delete(fields["thumbnail_key"])  # the job was ended elsewhere meanwhile
+            storages["default"].delete(
+                fields["thumbnail_key"]
+            )  # the job was ended elsewhere meanwhile
     return errors
 
 
@@ -134,7 +139,9 @@ def announced_companions(limit: int, own_pk: str, worker: str) -> list[Classific
     try:
         return Classification.claim_announced(pks, worker) if pks else []
     except PyMongoError as exc:
-        log.warning("announced jobs %s left queued for the stuck-job sweep: %s", ", ".join(pks), exc)
+        log.warning(
+            "announced jobs %s left queued for the stuck-job sweep: %s", ", ".join(pks), exc
+        )
         return []
 
 
@@ -151,13 +158,20 @@ def recover_after_restart(sender, **kwargs):
     held when it died (its running jobs, and through the rebuilt list every queued job whose
     message it held): otherwise they wait for the stuck-job sweep, minutes later, and its
     unacknowledged messages for the broker's visibility timeout."""
-    if settings.CELERY_TASK_DEFAULT_QUEUE not in {queue.name for queue in sender.task_consumer.queues}:
+    if settings.CELERY_TASK_DEFAULT_QUEUE not in {
+        queue.name for queue in sender.task_consumer.queues
+    }:
         return
     released = [job.pk for job in Classification.abandoned(sender.hostname) if job.release()]
     first = batching.reannounce(Classification.queued_ids())
     if first:
         classify.delay(first)
-    log.info("worker %s started: %d abandoned jobs released, queue rebuilt from %s", sender.hostname, len(released), first or "nothing")
+    log.info(
+        "worker %s started: %d abandoned jobs released, queue rebuilt from %s",
+        sender.hostname,
+        len(released),
+        first or "nothing",
+    )
 
 
 @worker_process_init.connect
@@ -171,7 +185,9 @@ def preload_model(**kwargs):
     try:
         version, _ = serving_model()
         log.info("worker process ready with %s", version)
-    except Exception as exc:  # a worker without a model still starts; jobs then fail with the reason
+    except (
+        Exception
+    ) as exc:  # a worker without a model still starts; jobs then fail with the reason
         log.warning("no model preloaded: %s", exc)
 
 
@@ -190,8 +206,16 @@ def classify(self, classification_id: str):
     try:
         job = claimed_job(classification_id, self.request.hostname or "")
     except PyMongoError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
-    companions = announced_companions(settings.CLASSIFY_BATCH_SIZE - (1 if job else 0), classification_id, self.request.hostname or "")
+        raise self.retry(
+            exc=exc,
+            countdown=backoff(self.request.retries),
+            max_retries=settings.CLASSIFY_MAX_RETRIES,
+        ) from exc
+    companions = announced_companions(
+        settings.CLASSIFY_BATCH_SIZE - (1 if job else 0),
+        classification_id,
+        self.request.hostname or "",
+    )
     jobs = ([job] if job else []) + companions
     if not jobs:
         return
@@ -223,7 +247,9 @@ def classify(self, classification_id: str):
     log.warning("classification %s: transient error, retrying: %s", job.pk, exc)
     # Back to queued, so the retry can claim it again.
     job.release()
-    raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES)
+    raise self.retry(
+        exc=exc, countdown=backoff(self.request.retries), max_retries=settings.CLASSIFY_MAX_RETRIES
+    )
 
 
 def claimed_job(classification_id: str, worker: str = "") -> Classification | None:
@@ -238,12 +264,18 @@ def claimed_job(classification_id: str, worker: str = "") -> Classification | No
     if job.is_finished or not job.claim(stale_before=stale_before, worker=worker):
         return None
     if job.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
-        job.fail("Classification was attempted too many times without finishing; this image cannot be processed.")
+        job.fail(
+            "Classification was attempted too many times without finishing; this image cannot be processed."
+        )
         return None
     return job
 
 
-@shared_task(acks_late=True, soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT, time_limit=settings.CLASSIFY_TIME_LIMIT)
+@shared_task(
+    acks_late=True,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=settings.CLASSIFY_TIME_LIMIT,
+)
 def explain(classification_id: str):
     """Make and store the Grad-CAM overlay of a finished result's top class, with the model
     version that produced it. Safe to run twice: the first stored overlay is kept."""
@@ -256,7 +288,10 @@ def explain(classification_id: str):
         return
     version = job.model_version
     if version is None or job.top_label not in version.class_names:
-        job.transition({"heatmap_key": ""}, heatmap_error="The model version that produced this result is no longer registered.")
+        job.transition(
+            {"heatmap_key": ""},
+            heatmap_error="The model version that produced this result is no longer registered.",
+        )
         return
     try:
         image = decode_image(io.BytesIO(job.read_image()))

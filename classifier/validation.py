@@ -104,8 +104,9 @@ def inspect_image(data: bytes) -> ImageInfo:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage(f"The image has too many pixels; {pixel_cap()}") from None
     except UnidentifiedImageError:
-        raise InvalidImage(f"This is not an image in a supported format ({FORMAT_NAMES}).") from None
+        raise InvalidImage(
+            f"This is not an image in a supported format ({FORMAT_NAMES})."
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
         raise InvalidImage("The image is truncated or corrupt.") from None
     return ImageInfo(image_format, width, height, len(data), hashlib.sha256(data).hexdigest())
-

@@ -24,7 +24,12 @@ def visible_classification(request, pk) -> Classification:
     """The classification if the requester may see it; 404 otherwise, whether it exists or not."""
     try:
         classification = Classification.by_pk(pk)
-    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):  # an id that is no ObjectId too
+    except (
+        Classification.DoesNotExist,
+        ValidationError,
+        ValueError,
+        TypeError,
+    ):  # an id that is no ObjectId too
         raise Http404 from None
     if not classification.can_view(request):
         raise Http404
@@ -37,7 +42,11 @@ def history_page(request, owner, *, read_only):
     items, older, newer = results.page(request.GET.get("older", ""), request.GET.get("newer", ""))
     # A search that no index holds stops at its window: say so, or a short page reads as the end.
     further = "Newer" if request.GET.get("newer") else "Older"
-    cut_short = results.windowed and (newer if further == "Newer" else older) and len(items) < history.PAGE_SIZE
+    cut_short = (
+        results.windowed
+        and (newer if further == "Newer" else older)
+        and len(items) < history.PAGE_SIZE
+    )
     query = request.GET.copy()
     for key in ("older", "newer"):
         query.pop(key, None)
@@ -45,11 +54,17 @@ def history_page(request, owner, *, read_only):
         request,
         "classifier/history.html",
         {
-            "owner": owner, "read_only": read_only, "filters": filters, "items": items,
-            "older": older, "newer": newer, "query": query.urlencode(),
-            "searched": results.scan_window if cut_short else None, "further": further,
+            "owner": owner,
+            "read_only": read_only,
+            "filters": filters,
+            "items": items,
+            "older": older,
+            "newer": newer,
+            "query": query.urlencode(),
+            "searched": results.scan_window if cut_short else None,
+            "further": further,
         },
-    )  # fmt: skip
+    )
 
 
 @login_required
@@ -109,7 +124,12 @@ def feedback(request, pk):
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Thank you: your correction was recorded." if classification.corrected_label else "Your correction was removed.")
+        messages.success(
+            request,
+            "Thank you: your correction was recorded."
+            if classification.corrected_label
+            else "Your correction was removed.",
+        )
     return redirect("result", classification.pk)
 
 
@@ -121,9 +141,13 @@ def export(request, fmt):
     results = history.History(request.user, HistoryFilter(request.GET))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     if fmt == "csv":
-        response = StreamingHttpResponse(history.export_csv(results), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            history.export_csv(results), content_type="text/csv; charset=utf-8"
+        )
     else:
-        response = StreamingHttpResponse(history.export_json(results), content_type="application/json")
+        response = StreamingHttpResponse(
+            history.export_json(results), content_type="application/json"
+        )
     response["Content-Disposition"] = f'attachment; filename="imageclass-history-{stamp}.{fmt}"'
     return response
 
@@ -132,7 +156,9 @@ def export(request, fmt):
 def home(request):
     max_files = MAX_FILES if request.user.is_authenticated else 1
     posted = request.method == "POST"
-    form = UploadForm(request.POST if posted else None, request.FILES if posted else None, max_files=max_files)
+    form = UploadForm(
+        request.POST if posted else None, request.FILES if posted else None, max_files=max_files
+    )
     if posted and form.is_valid():
         if not request.user.is_authenticated and not request.session.session_key:
             request.session.save()  # anonymous results belong to this session
@@ -140,17 +166,27 @@ def home(request):
         created = []
         try:
             for data, fields in form.submissions():
-                created.append(Classification.submit(data, owner=owner, session_key=request.session.session_key, **fields))
+                created.append(
+                    Classification.submit(
+                        data, owner=owner, session_key=request.session.session_key, **fields
+                    )
+                )
         except ServiceUnavailable as exc:
             messages.error(request, str(exc))
-            response = render(request, "classifier/home.html", home_context(form, created), status=503)
+            response = render(
+                request, "classifier/home.html", home_context(form, created), status=503
+            )
             response["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
         if len(created) == 1:
             return redirect("result", pk=created[0].pk)
-        messages.success(request, f"{len(created)} images sent for classification; results appear below.")
+        messages.success(
+            request, f"{len(created)} images sent for classification; results appear below."
+        )
         return redirect("history")
-    return render(request, "classifier/home.html", home_context(form), status=400 if form.errors else 200)
+    return render(
+        request, "classifier/home.html", home_context(form), status=400 if form.errors else 200
+    )
 
 
 def home_context(form, created=()):
@@ -193,8 +229,17 @@ def stored_file_response(storage, key, content_type, download_as=None):
     except FileNotFoundError:
         raise Http404("The file is no longer stored.") from None
     except STORAGE_ERRORS:
-        return HttpResponse("Image storage is unavailable; please try again shortly.", status=503, content_type="text/plain")
-    response = FileResponse(stored, content_type=content_type, as_attachment=bool(download_as), filename=download_as or "")
+        return HttpResponse(
+            "Image storage is unavailable; please try again shortly.",
+            status=503,
+            content_type="text/plain",
+        )
+    response = FileResponse(
+        stored,
+        content_type=content_type,
+        as_attachment=bool(download_as),
+        filename=download_as or "",
+    )
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Security-Policy"] = "default-src 'none'"
     return response
@@ -207,7 +252,9 @@ def result_image(request, pk):
 
 
 def image_response(classification):
-    return stored_file_response(storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1])
+    return stored_file_response(
+        storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1]
+    )
 
 
 def thumbnail_response(classification):
@@ -229,11 +276,15 @@ def heatmap_response(classification):
     if state == Classification.Heatmap.READY:
         return stored_file_response(storages["default"], classification.heatmap_key, "image/jpeg")
     if state == Classification.Heatmap.PENDING:
-        response = JsonResponse({"status": state, "detail": "The heatmap is being made."}, status=202)
+        response = JsonResponse(
+            {"status": state, "detail": "The heatmap is being made."}, status=202
+        )
         response["Retry-After"] = "1"
         return response
     detail = classification.heatmap_error or (
-        "The classification has not finished." if not classification.is_finished else "A failed classification has nothing to explain."
+        "The classification has not finished."
+        if not classification.is_finished
+        else "A failed classification has nothing to explain."
     )
     return JsonResponse({"status": state, "detail": detail}, status=409)
 

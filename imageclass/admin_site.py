@@ -20,4 +20,7 @@ class AdminSite(admin.AdminSite):
             self.admin_view(contenttype_views.shortcut),
             name="view_on_site",
         )
-        return [view_on_site if getattr(url, "name", None) == "view_on_site" else url for url in super().get_urls()]
+        return [
+            view_on_site if getattr(url, "name", None) == "view_on_site" else url
+            for url in super().get_urls()
+        ]

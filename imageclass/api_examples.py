@@ -22,19 +22,69 @@ CLASSIFICATION = {
         {"label": "dog", "probability": 0.06},
         {"label": "deer", "probability": 0.01},
     ],
-    "class_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "class_names": [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ],
     "error": "",
     "corrected_label": "",
 }
-QUEUED = {**CLASSIFICATION, "status": "queued", "finished_at": None, "model_version": "", "top_label": "",
-          "top_probability": None, "predictions": [], "class_names": []}  # fmt: skip
-USER = {"id": "6b0299a871ec207ab2050aed", "username": "dora", "email": "dora@example.com", "first_name": "",
-        "last_name": "", "date_joined": "2026-11-22T08:00:00Z"}  # fmt: skip
-SHARE = {"id": "6b02a1c2ddfa8998e9372700", "owner": "dora", "grantee": "bob", "created_at": "2026-11-22T08:20:00Z"}
-MODEL = {"id": "6b0290ffddfa8998e9372001", "name": "cifar10", "version": 1, "architecture": "whitened_convnet",
-         "class_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-         "input_height": 32, "input_width": 32, "validation_accuracy": 0.9, "is_active": True,
-         "created_at": "2026-11-22T07:00:00Z", "activated_at": "2026-11-22T07:00:01Z"}  # fmt: skip
+QUEUED = {
+    **CLASSIFICATION,
+    "status": "queued",
+    "finished_at": None,
+    "model_version": "",
+    "top_label": "",
+    "top_probability": None,
+    "predictions": [],
+    "class_names": [],
+}
+USER = {
+    "id": "6b0299a871ec207ab2050aed",
+    "username": "dora",
+    "email": "dora@example.com",
+    "first_name": "",
+    "last_name": "",
+    "date_joined": "2026-11-22T08:00:00Z",
+}
+SHARE = {
+    "id": "6b02a1c2ddfa8998e9372700",
+    "owner": "dora",
+    "grantee": "bob",
+    "created_at": "2026-11-22T08:20:00Z",
+}
+MODEL = {
+    "id": "6b0290ffddfa8998e9372001",
+    "name": "cifar10",
+    "version": 1,
+    "architecture": "whitened_convnet",
+    "class_names": [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ],
+    "input_height": 32,
+    "input_width": 32,
+    "validation_accuracy": 0.9,
+    "is_active": True,
+    "created_at": "2026-11-22T07:00:00Z",
+    "activated_at": "2026-11-22T07:00:01Z",
+}
 
 
 def response(name, value, status="200"):
@@ -45,16 +95,36 @@ def request(name, value):
     return OpenApiExample(name, value=value, request_only=True)
 
 
-REGISTER = [request("New account", {"username": "dora", "email": "dora@example.com", "password": "a long passphrase"}),
-            response("Created", USER, "201")]  # fmt: skip
-TOKEN = [request("Credentials", {"username": "dora", "password": "a long passphrase"}),
-         response("Token", {"token": "q3Zb6x0u1gk8m2NTf0xq4Jb3cWnV3d1rS5aYp9QeKzE"})]  # fmt: skip
+REGISTER = [
+    request(
+        "New account",
+        {"username": "dora", "email": "dora@example.com", "password": "a long passphrase"},
+    ),
+    response("Created", USER, "201"),
+]
+TOKEN = [
+    request("Credentials", {"username": "dora", "password": "a long passphrase"}),
+    response("Token", {"token": "q3Zb6x0u1gk8m2NTf0xq4Jb3cWnV3d1rS5aYp9QeKzE"}),
+]
 ME = [response("Profile", USER)]
-UPLOAD = [request("By URL", {"image_url": "https://example.com/cat.jpg"}), response("Queued", QUEUED, "202")]
-PAGE = [response("A page", {"next": "http://127.0.0.1:8000/api/v1/classifications/?cursor=o%3AMjAy...",
-                            "previous": None, "results": [CLASSIFICATION]})]  # fmt: skip
+UPLOAD = [
+    request("By URL", {"image_url": "https://example.com/cat.jpg"}),
+    response("Queued", QUEUED, "202"),
+]
+PAGE = [
+    response(
+        "A page",
+        {
+            "next": "http://127.0.0.1:8000/api/v1/classifications/?cursor=o%3AMjAy...",
+            "previous": None,
+            "results": [CLASSIFICATION],
+        },
+    )
+]
 DETAIL = [response("Finished", CLASSIFICATION), response("Still queued", QUEUED)]
 SHARES = [response("Grants", {"given": [SHARE], "received": []})]
 GRANT = [request("Share with bob", {"username": "bob"}), response("Granted", SHARE, "201")]
 MODELS = [response("Versions", [MODEL])]
-ACTIVE = [response("Active model", {**MODEL, "metrics": {"validation": {"accuracy": 0.9, "loss": 0.35}}})]
+ACTIVE = [
+    response("Active model", {**MODEL, "metrics": {"validation": {"accuracy": 0.9, "loss": 0.35}}})
+]

@@ -31,7 +31,9 @@ class Breaker:
 
     def check(self, server) -> None:
         if time.monotonic() < self.open_until.get(server, 0.0):
-            raise redis.exceptions.ConnectionError("Redis did not answer a moment ago; not asking again yet.")
+            raise redis.exceptions.ConnectionError(
+                "Redis did not answer a moment ago; not asking again yet."
+            )
 
     def trip(self, server) -> None:
         with self.lock:
@@ -81,7 +83,9 @@ class GuardedSSLConnection(Guarded, redis.SSLConnection):
 def connection_options(url: str, read_timeout: float | None = None) -> dict:
     timeout = settings.REDIS_TIMEOUT
     return {
-        "connection_class": GuardedSSLConnection if url.startswith("rediss://") else GuardedConnection,
+        "connection_class": GuardedSSLConnection
+        if url.startswith("rediss://")
+        else GuardedConnection,
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout if read_timeout is None else read_timeout,
     }

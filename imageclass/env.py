@@ -43,10 +43,14 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value.lower() in FALSE:
         return False
-    raise ImproperlyConfigured(f"{name}={value!r}: expected a boolean (true/false, 1/0, yes/no, on/off)")
+    raise ImproperlyConfigured(
+        f"{name}={value!r}: expected a boolean (true/false, 1/0, yes/no, on/off)"
+    )
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = _raw(name)
     if value is None:
         return default
@@ -61,7 +65,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return number
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = _raw(name)
     if value is None:
         return default
@@ -69,7 +75,11 @@ def env_float(name: str, default: float, *, minimum: float | None = None, maximu
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
-    if number != number or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+    if (
+        number != number
+        or (minimum is not None and number < minimum)
+        or (maximum is not None and number > maximum)
+    ):
         raise ImproperlyConfigured(f"{name}={value!r}: must be between {minimum} and {maximum}")
     return number
 

@@ -23,14 +23,18 @@ def bad_request(request, exception=None):
         return defaults.bad_request(request, exception)
     for kind, message in MESSAGES.items():
         if isinstance(exception, kind):
-            return JsonResponse({"detail": message}, status=413 if kind is RequestDataTooBig else 400)
+            return JsonResponse(
+                {"detail": message}, status=413 if kind is RequestDataTooBig else 400
+            )
     return JsonResponse({"detail": "Bad request."}, status=400)
 
 
 def permission_denied(request, exception=None):
     if not is_api(request):
         return defaults.permission_denied(request, exception)
-    return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    return JsonResponse(
+        {"detail": "You do not have permission to perform this action."}, status=403
+    )
 
 
 def page_not_found(request, exception=None):

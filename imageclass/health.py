@@ -14,7 +14,6 @@ from django.views.decorators.http import require_GET
 
 from imageclass.middleware import RETRY_AFTER_SECONDS
 
-
 MIN_WIRE_VERSION = 25  # MongoDB 8.0: its bulkWrite command is how a worker ends a batch
 
 
@@ -51,11 +50,18 @@ def check_model() -> dict:
         raise LookupError("no model version is active")
     detail = {"version": str(active), "classes": len(active.class_names)}
     if active.load_error:
-        detail["fallback"] = f"workers cannot load it and serve an earlier version: {active.load_error}"
+        detail["fallback"] = (
+            f"workers cannot load it and serve an earlier version: {active.load_error}"
+        )
     return detail
 
 
-READINESS_CHECKS = {"database": check_database, "storage": check_storage, "broker": check_broker, "model": check_model}
+READINESS_CHECKS = {
+    "database": check_database,
+    "storage": check_storage,
+    "broker": check_broker,
+    "model": check_model,
+}
 
 
 def run_check(check) -> dict:
@@ -78,7 +84,9 @@ def healthz(request):
 def readyz(request):
     checks = {name: run_check(check) for name, check in READINESS_CHECKS.items()}
     ready = all(result["ok"] for result in checks.values())
-    response = JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    response = JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
     if not ready:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

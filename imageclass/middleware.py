@@ -13,11 +13,18 @@ from classifier.models import ServiceUnavailable
 
 # Unreachable services only: an IntegrityError or a bad query stays a bug (a 500), not a 503.
 UNAVAILABLE = (
-    ConnectionFailure, OperationalError, InterfaceError, BotoCoreError, RedisConnectionError, RedisTimeoutError,
+    ConnectionFailure,
+    OperationalError,
+    InterfaceError,
+    BotoCoreError,
+    RedisConnectionError,
+    RedisTimeoutError,
     ServiceUnavailable,
-)  # fmt: skip
+)
 RETRY_AFTER_SECONDS = 30
-MESSAGE = "ImageClass is temporarily unavailable (a backing service is down). Please try again shortly."
+MESSAGE = (
+    "ImageClass is temporarily unavailable (a backing service is down). Please try again shortly."
+)
 
 
 class ServiceUnavailableMiddleware:
@@ -30,7 +37,9 @@ class ServiceUnavailableMiddleware:
     def process_exception(self, request, exception):
         # django-mongodb-backend raises pymongo's errors as a plain DatabaseError; the cause says
         # whether the server was unreachable.
-        if not isinstance(exception, UNAVAILABLE) and not isinstance(exception.__cause__, ConnectionFailure):
+        if not isinstance(exception, UNAVAILABLE) and not isinstance(
+            exception.__cause__, ConnectionFailure
+        ):
             return None
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": MESSAGE}, status=503)

@@ -20,8 +20,19 @@ def add_error_responses(result, generator, request, public):
         for operation in path.values():
             responses = operation.setdefault("responses", {})
             for code, description in ERRORS.items():
-                responses.setdefault(code, {"description": description, "content": {"application/json": {"schema": ERROR}}})
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": ERROR}},
+                    },
+                )
             if "post" in path and operation is path["post"]:
-                responses.setdefault("503", {"description": "A backing service is down; retry later.",
-                                             "content": {"application/json": {"schema": ERROR}}})  # fmt: skip
+                responses.setdefault(
+                    "503",
+                    {
+                        "description": "A backing service is down; retry later.",
+                        "content": {"application/json": {"schema": ERROR}},
+                    },
+                )
     return result

@@ -11,7 +11,16 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from imageclass.embedded import embedded_redis_url, embedded_uri
-from imageclass.env import env_bool, env_float, env_int, env_list, env_path, env_required, env_str, load_dotenv
+from imageclass.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_required,
+    env_str,
+    load_dotenv,
+)
 from imageclass.storage import s3_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,10 +50,14 @@ PRODUCTION = DJANGO_ENV == "production"
 DEBUG = env_bool("DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG=true is not allowed with DJANGO_ENV=production")
-SECRET_KEY = env_required("SECRET_KEY") if PRODUCTION else env_str("SECRET_KEY") or _local_secret_key()
+SECRET_KEY = (
+    env_required("SECRET_KEY") if PRODUCTION else env_str("SECRET_KEY") or _local_secret_key()
+)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's host(s) with DJANGO_ENV=production")
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the site's host(s) with DJANGO_ENV=production"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = env_str("SITE_NAME", "ImageClass")
 
@@ -217,8 +230,14 @@ USE_TZ = True
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 MODELS_ROOT = env_path("MODELS_ROOT", VAR_DIR / "models")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}},
-    "models": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MODELS_ROOT}},
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+    "models": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MODELS_ROOT},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Object storage (MinIO or any S3): both buckets private, every key written once, images
@@ -244,7 +263,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # Per user (per address when anonymous) at "<scope>", and per address whoever is logged in
     # at "<scope>_address", in one Redis round trip.
     "DEFAULT_THROTTLE_CLASSES": ["imageclass.throttling.WindowThrottle"],
@@ -288,7 +310,9 @@ TRAINING_ZIP_MAX_BYTES = env_int("TRAINING_ZIP_MAX_MB", 500, minimum=1) * 1024 *
 TRAINING_ZIP_MAX_FILES = env_int("TRAINING_ZIP_MAX_FILES", 50_000, minimum=2)
 # Images in a zip are already compressed (JPEG, PNG, WebP): a real dataset unpacks to about its
 # archive's size, BMPs to a few times it. One job needs at most twice the largest archive.
-TRAINING_ZIP_MAX_UNPACKED_BYTES = env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 1024, minimum=1) * 1024 * 1024
+TRAINING_ZIP_MAX_UNPACKED_BYTES = (
+    env_int("TRAINING_ZIP_MAX_UNPACKED_MB", 1024, minimum=1) * 1024 * 1024
+)
 # The whole archive may unpack to at most this many times its compressed members (past 16 MiB).
 TRAINING_ZIP_MAX_EXPANSION = env_int("TRAINING_ZIP_MAX_EXPANSION", 20, minimum=2)
 
@@ -300,10 +324,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": REDIS_TIMEOUT,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", REDIS_TIMEOUT, minimum=0.1)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float(
+    "CELERY_BROKER_CONNECTION_TIMEOUT", REDIS_TIMEOUT, minimum=0.1
+)
 # One retry of a publish (a pooled connection to a restarted broker fails once), not Celery's
 # three: with a stalled broker each try waits REDIS_TIMEOUT.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_IGNORE_RESULT = True  # results live in MongoDB
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -336,8 +367,14 @@ SWEEP_MAX_REQUEUES = env_int("SWEEP_MAX_REQUEUES", 3, minimum=0)
 # worker: the sweep fails it, and a retry resumes from its checkpoints.
 TRAINING_STALE_AFTER = env_int("TRAINING_STALE_AFTER", 3 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-classifications": {"task": "classifier.tasks.sweep_stuck_jobs", "schedule": SWEEP_INTERVAL},
-    "sweep-abandoned-training": {"task": "mltrain.tasks.sweep_abandoned_jobs", "schedule": 10 * SWEEP_INTERVAL},
+    "sweep-stuck-classifications": {
+        "task": "classifier.tasks.sweep_stuck_jobs",
+        "schedule": SWEEP_INTERVAL,
+    },
+    "sweep-abandoned-training": {
+        "task": "mltrain.tasks.sweep_abandoned_jobs",
+        "schedule": 10 * SWEEP_INTERVAL,
+    },
 }
 TOP_K = env_int("TOP_K", 3, minimum=1)
 # A heatmap asked for but not made within this many seconds is asked for again.
@@ -360,7 +397,9 @@ MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # litert-int8: the active Keras model converted once to LiteRT (XNNPACK) with int8 weights,
 # where its training report found that copy answers as the model does (else fp32 LiteRT);
 # litert: fp32 LiteRT, about 20x faster than Keras at batch 1; keras: the Keras model itself.
-INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras"))
+INFERENCE_RUNTIME = env_str(
+    "INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras")
+)
 # Load the active model in every worker process as it starts, so the first job does not wait
 # for it; off for workers that never classify (the training queue's).
 PRELOAD_MODEL = env_bool("PRELOAD_MODEL", True)
@@ -368,7 +407,9 @@ PRELOAD_MODEL = env_bool("PRELOAD_MODEL", True)
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; WhiteNoise wants it present
+STATIC_ROOT.mkdir(
+    parents=True, exist_ok=True
+)  # collectstatic's target; WhiteNoise wants it present
 if PRODUCTION:
     # The image runs collectstatic at build time: hashed names, compressed, cached forever.
     STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
@@ -395,6 +436,12 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "json": {"()": "imageclass.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": LOG_FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -24,7 +24,9 @@ S3_CLIENT_CONFIG = Config(
 )
 
 
-def s3_storages(*, endpoint_url, access_key, secret_key, region_name, media_bucket, models_bucket, url_expire):
+def s3_storages(
+    *, endpoint_url, access_key, secret_key, region_name, media_bucket, models_bucket, url_expire
+):
     """STORAGES entries for uploaded images ("default") and model artifacts ("models")."""
     common = {
         "endpoint_url": endpoint_url,

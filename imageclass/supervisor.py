@@ -54,14 +54,18 @@ class Supervisor:
             if member.due is None and member.process.poll() is not None:
                 code = member.process.poll()
                 member.stop(member.process)  # what it started (a pool, gunicorn's workers) goes too
-                member.fast_crashes = member.fast_crashes + 1 if now - member.started < STABLE_AFTER else 1
+                member.fast_crashes = (
+                    member.fast_crashes + 1 if now - member.started < STABLE_AFTER else 1
+                )
                 if member.fast_crashes > MAX_FAST_CRASHES:
                     raise SystemExit(
                         f"the {member.name} crashed {member.fast_crashes} times in a row, each within "
                         f"{STABLE_AFTER:g} s of its start; stopping the app"
                     )
                 pause = min(BACKOFF_MAX, BACKOFF_START * 2 ** (member.fast_crashes - 1))
-                say(f"the {member.name} stopped (exit code {code}); starting it again in {pause:g} s")
+                say(
+                    f"the {member.name} stopped (exit code {code}); starting it again in {pause:g} s"
+                )
                 member.due = now + pause
             elif member.due is not None and now >= member.due:
                 try:
@@ -71,7 +75,9 @@ class Supervisor:
                     member.process, member.started, member.due = FailedStart(), now, None
                     continue
                 say(f"the {member.name} is running again (pid {member.process.pid})")
-                for dependent in (m for m in self.members if m.name in member.then and m.due is None):
+                for dependent in (
+                    m for m in self.members if m.name in member.then and m.due is None
+                ):
                     say(f"restarting the {dependent.name} after the {member.name}")
                     dependent.stop(dependent.process)
                     dependent.launch()
@@ -83,7 +89,9 @@ class Supervisor:
 
     def stop(self) -> None:
         """Stop every member, the last started first; all are asked at once, then waited for."""
-        running = [m.process for m in reversed(self.members) if m.process.pid and m.process.poll() is None]
+        running = [
+            m.process for m in reversed(self.members) if m.process.pid and m.process.poll() is None
+        ]
         for process in running:
             process.terminate()
         for member in reversed(self.members):

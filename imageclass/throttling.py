@@ -90,7 +90,11 @@ class WindowThrottle(ScopedRateThrottle):
         ]
         try:
             self.retry_after = hit(
-                [(self.cache_format % {"scope": scope, "ident": ident}, *parse_rate(rate)) for scope, ident, rate in windows if rate]
+                [
+                    (self.cache_format % {"scope": scope, "ident": ident}, *parse_rate(rate))
+                    for scope, ident, rate in windows
+                    if rate
+                ]
             )
         except UNREACHABLE:
             if self.scope in UNCOUNTED_WITHOUT_REDIS:
@@ -106,4 +110,8 @@ class WindowThrottle(ScopedRateThrottle):
 def web_wait(request, scope: str) -> float:
     """The API's throttle of `scope` on a web view's request: 0, or the seconds to wait."""
     throttle = WindowThrottle()
-    return 0.0 if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)) else throttle.wait()
+    return (
+        0.0
+        if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope))
+        else throttle.wait()
+    )

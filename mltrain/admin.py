@@ -5,15 +5,24 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from mltrain.forms import TrainingJobForm
 from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 from imageclass.storage import STORAGE_ERRORS
+from mltrain.forms import TrainingJobForm
 from mltrain.models import QueueUnavailable, TrainingJob
 
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
-    list_display = ("name", "status", "epoch", "classes", "model_version", "created_by", "created_at", "finished_at")
+    list_display = (
+        "name",
+        "status",
+        "epoch",
+        "classes",
+        "model_version",
+        "created_by",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status",)
     readonly_fields = [f.name for f in TrainingJob._meta.fields if f.name != "id"] + ["result"]
     actions = ["activate", "retry"]
@@ -36,8 +45,16 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("new/", self.admin_site.admin_view(self.start_view), name="mltrain_trainingjob_start"),
-            path("<objectid:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="mltrain_trainingjob_progress"),
+            path(
+                "new/",
+                self.admin_site.admin_view(self.start_view),
+                name="mltrain_trainingjob_start",
+            ),
+            path(
+                "<objectid:pk>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="mltrain_trainingjob_progress",
+            ),
             *super().get_urls(),
         ]
 
@@ -60,10 +77,18 @@ class TrainingJobAdmin(admin.ModelAdmin):
                     user=request.user,
                 )
             except (QueueUnavailable, *STORAGE_ERRORS) as exc:
-                form.add_error(None, str(exc) if isinstance(exc, QueueUnavailable) else "Storage is unavailable; please try again shortly.")
+                form.add_error(
+                    None,
+                    str(exc)
+                    if isinstance(exc, QueueUnavailable)
+                    else "Storage is unavailable; please try again shortly.",
+                )
                 return self.start_page(request, form, status=503)
             self.log_addition(request, job, "Started training")
-            self.message_user(request, f"Training of {job.name} queued: {form.summary.images} images in {len(form.summary.class_counts)} classes.")
+            self.message_user(
+                request,
+                f"Training of {job.name} queued: {form.summary.images} images in {len(form.summary.class_counts)} classes.",
+            )
             return redirect("admin:mltrain_trainingjob_change", job.pk)
         return self.start_page(request, form)
 
@@ -74,7 +99,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
             "form": form,
             "opts": self.model._meta,
         }
-        return TemplateResponse(request, "admin/mltrain/trainingjob/start.html", context, status=status)
+        return TemplateResponse(
+            request, "admin/mltrain/trainingjob/start.html", context, status=status
+        )
 
     def progress_view(self, request, pk):
         job = TrainingJob.objects.filter(pk=pk).first()

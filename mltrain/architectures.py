@@ -47,7 +47,9 @@ def build_thesis_cnn(hp=None, input_shape=(32, 32, 3), num_classes=10):
     inputs, x = pixel_input(input_shape)
     for filters, rate in zip((64, 128, 256), THESIS_DROPOUT):
         for _ in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_regularizer=l2)(x)
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_regularizer=l2)(
+                x
+            )
             x = layers.BatchNormalization()(x)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(hp.Float(f"dropout_{filters}", 0.1, 0.5, step=0.1, default=rate))(x)
@@ -55,7 +57,9 @@ def build_thesis_cnn(hp=None, input_shape=(32, 32, 3), num_classes=10):
     x = layers.Dense(256, activation="relu", kernel_regularizer=l2)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Dropout(hp.Float("dropout_dense", 0.2, 0.6, step=0.1, default=THESIS_DROPOUT[-1]))(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     model = keras.Model(inputs, outputs, name="thesis_cnn")
     learning_rate = hp.Choice("learning_rate", [1e-2, 1e-3, 1e-4], default=1e-3)
     model.compile(
@@ -93,7 +97,12 @@ def pixel_statistics(images: np.ndarray):
 def conv_group(x, filters, convs, name, regularizer=None):
     def conv(x, index):
         return layers.Conv2D(
-            filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer, name=f"{name}_conv{index}"
+            filters,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_regularizer=regularizer,
+            name=f"{name}_conv{index}",
         )(x)
 
     def norm(x, index):
@@ -124,7 +133,13 @@ def identity_initialize(model: keras.Model):
 
 
 def build_whitened_convnet(
-    hp=None, input_shape=(32, 32, 3), num_classes=10, whitening_kernel=None, mean=None, std=None, l2=None
+    hp=None,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    whitening_kernel=None,
+    mean=None,
+    std=None,
+    l2=None,
 ):
     """Our network; returns logits (the training recipe adds label smoothing and softmax).
 
@@ -152,7 +167,9 @@ def build_whitened_convnet(
     for index, filters in enumerate(widths, start=1):
         x = conv_group(x, filters, convs, name=f"group{index}", regularizer=regularizer)
     x = layers.GlobalMaxPooling2D(name="pool")(x)
-    x = layers.Dense(num_classes, use_bias=False, kernel_regularizer=regularizer, name="logits_unscaled")(x)
+    x = layers.Dense(
+        num_classes, use_bias=False, kernel_regularizer=regularizer, name="logits_unscaled"
+    )(x)
     # A small fixed scale on the logits keeps early training stable (airbench uses 1/9).
     outputs = layers.Rescaling(1 / 9, dtype="float32", name="logits")(x)
     model = keras.Model(inputs, outputs, name="whitened_convnet")

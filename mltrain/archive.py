@@ -63,15 +63,23 @@ def member_class(info: zipfile.ZipInfo, wrapper: str | None) -> tuple[str, str] 
     if wrapper is not None:
         parts = parts[1:]
     if len(parts) != 2:
-        raise InvalidArchive(f"{name!r}: expected <class folder>/<image>; nested folders are not allowed.")
+        raise InvalidArchive(
+            f"{name!r}: expected <class folder>/<image>; nested folders are not allowed."
+        )
     if not CLASS_NAME.match(parts[0]):
-        raise InvalidArchive(f"{name!r}: class folder names are letters, digits, spaces and . _ + - (at most 100).")
+        raise InvalidArchive(
+            f"{name!r}: class folder names are letters, digits, spaces and . _ + - (at most 100)."
+        )
     return parts[0], parts[1]
 
 
 def single_top_folder(infos) -> str | None:
     """The one folder everything sits in when someone zipped the dataset's folder itself."""
-    files = [PurePosixPath(i.filename).parts for i in infos if not i.is_dir() and not i.filename.startswith(("__MACOSX", "."))]
+    files = [
+        PurePosixPath(i.filename).parts
+        for i in infos
+        if not i.is_dir() and not i.filename.startswith(("__MACOSX", "."))
+    ]
     tops = {parts[0] for parts in files}
     return files[0][0] if len(tops) == 1 and all(len(parts) >= 3 for parts in files) else None
 
@@ -82,7 +90,9 @@ def inspect_archive(upload) -> ArchiveSummary:
     size = upload.tell()
     upload.seek(0)
     if size > settings.TRAINING_ZIP_MAX_BYTES:
-        raise InvalidArchive(f"The archive is larger than {settings.TRAINING_ZIP_MAX_BYTES // 2**20} MB.")
+        raise InvalidArchive(
+            f"The archive is larger than {settings.TRAINING_ZIP_MAX_BYTES // 2**20} MB."
+        )
     if not zipfile.is_zipfile(upload):
         raise InvalidArchive("This is not a zip archive.")
     upload.seek(0)
@@ -90,20 +100,36 @@ def inspect_archive(upload) -> ArchiveSummary:
         with zipfile.ZipFile(upload) as archive:
             return summarise(archive)
     # RuntimeError: an encrypted member; zlib.error: corrupt compressed data.
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, RuntimeError, zlib.error) as exc:
-        raise InvalidArchive(f"The archive is corrupt or uses an unsupported feature: {exc}") from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        OSError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:
+        raise InvalidArchive(
+            f"The archive is corrupt or uses an unsupported feature: {exc}"
+        ) from None
 
 
 def summarise(archive: zipfile.ZipFile) -> ArchiveSummary:
     infos = archive.infolist()
     if len(infos) > settings.TRAINING_ZIP_MAX_FILES:
-        raise InvalidArchive(f"The archive holds {len(infos)} entries; at most {settings.TRAINING_ZIP_MAX_FILES} are allowed.")
+        raise InvalidArchive(
+            f"The archive holds {len(infos)} entries; at most {settings.TRAINING_ZIP_MAX_FILES} are allowed."
+        )
     unpacked, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
     if unpacked > settings.TRAINING_ZIP_MAX_UNPACKED_BYTES:
-        raise InvalidArchive(f"The archive expands beyond {settings.TRAINING_ZIP_MAX_UNPACKED_BYTES // 2**20} MB.")
+        raise InvalidArchive(
+            f"The archive expands beyond {settings.TRAINING_ZIP_MAX_UNPACKED_BYTES // 2**20} MB."
+        )
     # The members' own check spares small ones, so many small members could still add up to a
     # bomb (300 zero-filled BMPs: 348 KB to 339 MB): the whole archive is held to a ratio too.
-    if unpacked > SMALL_UNPACKED_BYTES and unpacked > settings.TRAINING_ZIP_MAX_EXPANSION * max(packed, 1):
+    if unpacked > SMALL_UNPACKED_BYTES and unpacked > settings.TRAINING_ZIP_MAX_EXPANSION * max(
+        packed, 1
+    ):
         raise InvalidArchive(
             f"The archive expands {unpacked // max(packed, 1)} times (at most {settings.TRAINING_ZIP_MAX_EXPANSION}): a zip bomb?"
         )
@@ -119,17 +145,23 @@ def summarise(archive: zipfile.ZipFile) -> ArchiveSummary:
             raise InvalidArchive(f"{info.filename!r} expands suspiciously far (a zip bomb?).")
         with archive.open(info) as member:
             head = member.read(16)
-        if head.startswith(ARCHIVE_SIGNATURES) or info.filename.lower().endswith((".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")):
+        if head.startswith(ARCHIVE_SIGNATURES) or info.filename.lower().endswith(
+            (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
+        ):
             raise InvalidArchive(f"{info.filename!r}: nested archives are not allowed.")
         if not is_image_signature(head):
-            raise InvalidArchive(f"{info.filename!r} is not an image (JPEG, PNG, GIF, WebP or BMP).")
+            raise InvalidArchive(
+                f"{info.filename!r} is not an image (JPEG, PNG, GIF, WebP or BMP)."
+            )
         counts[placed[0]] = counts.get(placed[0], 0) + 1
         members.append((info.filename, placed[0]))
     if len(counts) < 2:
         raise InvalidArchive("The archive needs at least two class folders of images.")
     few = sorted(name for name, count in counts.items() if count < MIN_IMAGES_PER_CLASS)
     if few:
-        raise InvalidArchive(f"Every class needs at least {MIN_IMAGES_PER_CLASS} images; too few in: {', '.join(few)}.")
+        raise InvalidArchive(
+            f"Every class needs at least {MIN_IMAGES_PER_CLASS} images; too few in: {', '.join(few)}."
+        )
     return ArchiveSummary(dict(sorted(counts.items())), members)
 
 

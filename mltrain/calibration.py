@@ -41,17 +41,33 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, steps: int = 
     return float(1 / np.exp((low + high) / 2))
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS
+) -> float:
     """The gap between confidence (top probability) and accuracy, averaged over `bins` equal
     confidence bins weighted by how many answers fall in each."""
-    return float(sum(abs(confidence - accuracy) * count for confidence, accuracy, count in binned(probabilities, labels, bins)) / len(labels))
+    return float(
+        sum(
+            abs(confidence - accuracy) * count
+            for confidence, accuracy, count in binned(probabilities, labels, bins)
+        )
+        / len(labels)
+    )
 
 
-def binned(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[tuple[float, float, int]]:
+def binned(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS
+) -> list[tuple[float, float, int]]:
     """(mean confidence, accuracy, answers) of each non-empty one of `bins` equal confidence bins."""
     confidence, correct = reliability(probabilities, labels)
-    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
-    return [(confidence[which == b].mean(), correct[which == b].mean(), int((which == b).sum())) for b in range(bins) if (which == b).any()]
+    which = np.clip(
+        np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1
+    )
+    return [
+        (confidence[which == b].mean(), correct[which == b].mean(), int((which == b).sum()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +76,9 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
     return probabilities.max(axis=1), (probabilities.argmax(axis=1) == labels).astype(float)
 
 
-def uncertain_below(probabilities: np.ndarray, labels: np.ndarray, precision: float = 0.95) -> float:
+def uncertain_below(
+    probabilities: np.ndarray, labels: np.ndarray, precision: float = 0.95
+) -> float:
     """The lowest top probability at which the answers at or above it are right at least
     `precision` of the time; answers under it are flagged "uncertain". 1.0 when no threshold
     reaches that precision."""

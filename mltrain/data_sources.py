@@ -11,7 +11,9 @@ KERAS_CIFAR10 = "keras-cifar10"
 
 
 def shared_cifar10_folder() -> Path:
-    return unpack_shared_cifar10(settings.SHARED_CIFAR10_ARCHIVE, Path(settings.VAR_DIR) / "datasets")
+    return unpack_shared_cifar10(
+        settings.SHARED_CIFAR10_ARCHIVE, Path(settings.VAR_DIR) / "datasets"
+    )
 
 
 def load_dataset(source: str, image_size: tuple[int, int], stdout=None):

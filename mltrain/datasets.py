@@ -16,9 +16,17 @@ from classifier.preprocessing import load_image_array
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-]  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 SHARED_CIFAR10_ARCHIVE_SHA256 = "78475cac8b938c2eb71b159976de4afa325ca4512679f568db6dc1972dea10de"
 
 
@@ -38,7 +46,9 @@ class Dataset:
         """The images of these classes, labelled in the order given."""
         unknown = sorted(set(names) - set(self.class_names))
         if unknown or len(names) < 2:
-            raise ValueError(f"choose at least two of {', '.join(self.class_names)} (unknown: {', '.join(unknown)})")
+            raise ValueError(
+                f"choose at least two of {', '.join(self.class_names)} (unknown: {', '.join(unknown)})"
+            )
         old = [self.class_names.index(name) for name in names]
         keep = np.isin(self.labels, old)
         relabel = np.zeros(len(self.class_names), np.int32)
@@ -49,13 +59,17 @@ class Dataset:
 def image_folder_files(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
     """List `<root>/<class>/<image>` files; classes are the sorted subfolder names."""
     root = Path(root)
-    class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_names = sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if len(class_names) < 2:
         raise ValueError(f"{root} needs at least two class folders, found {class_names}")
     files, labels = [], []
     for index, name in enumerate(class_names):
         class_files = sorted(
-            p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            p
+            for p in (root / name).rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         if not class_files:
             raise ValueError(f"class folder {root / name} holds no images")
@@ -116,7 +130,9 @@ def unpack_shared_cifar10(archive: Path, destination: Path) -> Path:
     if folder.is_dir():
         return folder
     if not Path(archive).is_file():
-        raise FileNotFoundError(f"no CIFAR-10 archive at {archive}: set SHARED_CIFAR10_ARCHIVE to the shared cifar10-train-jpeg.tar.gz")
+        raise FileNotFoundError(
+            f"no CIFAR-10 archive at {archive}: set SHARED_CIFAR10_ARCHIVE to the shared cifar10-train-jpeg.tar.gz"
+        )
     digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()
     if digest != SHARED_CIFAR10_ARCHIVE_SHA256:
         raise ValueError(f"{archive} has sha256 {digest}, expected {SHARED_CIFAR10_ARCHIVE_SHA256}")

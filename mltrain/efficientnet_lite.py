@@ -34,8 +34,10 @@ CROP_FRACTION = 0.875  # ImageNet evaluation: the central 87.5% of the resized p
 
 def checkpoint_path(variant: str) -> Path:
     package = importlib.import_module(VARIANTS[variant][0])
-    return Path(package.__file__).parent / "models" / next(
-        path.name for path in (Path(package.__file__).parent / "models").glob("*.pth")
+    return (
+        Path(package.__file__).parent
+        / "models"
+        / next(path.name for path in (Path(package.__file__).parent / "models").glob("*.pth"))
     )
 
 
@@ -59,25 +61,50 @@ class Weights:
         return [self.take(f"{name}.weight").transpose(2, 3, 1, 0)]  # OIHW -> HWIO
 
     def depthwise(self, name: str) -> list[np.ndarray]:
-        return [self.take(f"{name}.weight").transpose(2, 3, 0, 1)]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+        return [
+            self.take(f"{name}.weight").transpose(2, 3, 0, 1)
+        ]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
 
     def batch_norm(self, name: str) -> list[np.ndarray]:
         self.take(f"{name}.num_batches_tracked")  # a training counter: nothing to load
-        return [self.take(f"{name}.{part}") for part in ("weight", "bias", "running_mean", "running_var")]
+        return [
+            self.take(f"{name}.{part}")
+            for part in ("weight", "bias", "running_mean", "running_var")
+        ]
 
     def blocks(self) -> int:
         return len({name.split(".")[1] for name in self.state if name.startswith("_blocks.")})
 
 
-def conv_bn(x, weights: Weights, conv: str, bn: str, name: str, *, kernel=1, strides=1, depthwise=False, activate=True):
+def conv_bn(
+    x,
+    weights: Weights,
+    conv: str,
+    bn: str,
+    name: str,
+    *,
+    kernel=1,
+    strides=1,
+    depthwise=False,
+    activate=True,
+):
     """A convolution and its batch norm (and ReLU6), their weights loaded: layers `name`_conv,
     `name`_bn, `name`_relu6."""
     if depthwise:
         kernel_weights = weights.depthwise(conv)
-        layer = layers.DepthwiseConv2D(kernel, strides, padding="same", use_bias=False, name=f"{name}_conv")
+        layer = layers.DepthwiseConv2D(
+            kernel, strides, padding="same", use_bias=False, name=f"{name}_conv"
+        )
     else:
         kernel_weights = weights.conv(conv)
-        layer = layers.Conv2D(kernel_weights[0].shape[-1], kernel, strides, padding="same", use_bias=False, name=f"{name}_conv")
+        layer = layers.Conv2D(
+            kernel_weights[0].shape[-1],
+            kernel,
+            strides,
+            padding="same",
+            use_bias=False,
+            name=f"{name}_conv",
+        )
     x = layer(x)
     norm = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")
     x = norm(x)
@@ -104,8 +131,19 @@ def network_layers(x, weights: Weights, include_top: bool = True, dropout: float
         if f"{prefix}_expand_conv.weight" in weights.state:
             x = conv_bn(x, weights, f"{prefix}_expand_conv", f"{prefix}_bn0", f"{name}_expand")
         kernel = weights.state[f"{prefix}_depthwise_conv.weight"].shape[-1]
-        x = conv_bn(x, weights, f"{prefix}_depthwise_conv", f"{prefix}_bn1", f"{name}_depthwise", kernel=kernel, strides=strides, depthwise=True)
-        x = conv_bn(x, weights, f"{prefix}_project_conv", f"{prefix}_bn2", f"{name}_project", activate=False)
+        x = conv_bn(
+            x,
+            weights,
+            f"{prefix}_depthwise_conv",
+            f"{prefix}_bn1",
+            f"{name}_depthwise",
+            kernel=kernel,
+            strides=strides,
+            depthwise=True,
+        )
+        x = conv_bn(
+            x, weights, f"{prefix}_project_conv", f"{prefix}_bn2", f"{name}_project", activate=False
+        )
         if strides == 1 and block_input.shape[-1] == out:
             x = layers.Add(name=f"{name}_add")([block_input, x])
     x = conv_bn(x, weights, "_conv_head", "_bn1", "head")
@@ -145,7 +183,11 @@ def sha256(path: Path) -> str:
 def pretrained(variant: str = "lite0") -> keras.Model:
     """The ImageNet network (logits, any input size, scaled inputs), converted once per machine
     and then loaded from VAR_DIR/pretrained."""
-    cached = Path(settings.VAR_DIR) / "pretrained" / f"efficientnet-{variant}-{sha256(checkpoint_path(variant))[:16]}.keras"
+    cached = (
+        Path(settings.VAR_DIR)
+        / "pretrained"
+        / f"efficientnet-{variant}-{sha256(checkpoint_path(variant))[:16]}.keras"
+    )
     if cached.exists():
         return keras.saving.load_model(cached)
     network, unused = convert(variant)

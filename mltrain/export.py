@@ -24,19 +24,27 @@ def register_gelu():
     class Gelu:
         @classmethod
         def version_9(cls, ctx, node, **kwargs):
-            utils.make_sure(not node.get_attr_value("approximate", 0), "tanh-approximated GELU in %s", node.name)
+            utils.make_sure(
+                not node.get_attr_value("approximate", 0), "tanh-approximated GELU in %s", node.name
+            )
             x, outputs = node.input[0], node.output
             dtype, shape = ctx.get_dtype(outputs[0]), ctx.get_shape(outputs[0])
             numpy_dtype = utils.map_onnx_to_numpy_type(dtype)
 
             def constant(value):
-                return ctx.make_const(utils.make_name("gelu"), np.array(value, numpy_dtype)).output[0]
+                return ctx.make_const(utils.make_name("gelu"), np.array(value, numpy_dtype)).output[
+                    0
+                ]
 
             ctx.remove_node(node.name)
             half_x = ctx.make_node("Mul", [x, constant(0.5)]).output[0]
-            erf = ctx.make_node("Erf", [ctx.make_node("Mul", [x, constant(1 / np.sqrt(2))]).output[0]]).output[0]
+            erf = ctx.make_node(
+                "Erf", [ctx.make_node("Mul", [x, constant(1 / np.sqrt(2))]).output[0]]
+            ).output[0]
             one_plus_erf = ctx.make_node("Add", [erf, constant(1.0)]).output[0]
-            ctx.make_node("Mul", [half_x, one_plus_erf], outputs=outputs, shapes=[shape], dtypes=[dtype])
+            ctx.make_node(
+                "Mul", [half_x, one_plus_erf], outputs=outputs, shapes=[shape], dtypes=[dtype]
+            )
 
 
 def export_onnx(model, destination: Path) -> Path:
@@ -74,7 +82,11 @@ def sample_images(input_shape, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     height, width = input_shape[:2]
     images = [
-        np.asarray(Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((width, height), Image.Resampling.BICUBIC))
+        np.asarray(
+            Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(
+                (width, height), Image.Resampling.BICUBIC
+            )
+        )
         for _ in range(SAMPLE_IMAGES - 2)
     ]
     images += [np.zeros((height, width, 3), np.uint8), np.full((height, width, 3), 255, np.uint8)]
@@ -103,7 +115,9 @@ def build(keras_path: Path, fmt: str, destination: Path) -> dict:
     difference = float(np.abs(expected - actual).max())
     agreement = float((expected.argmax(axis=1) == actual.argmax(axis=1)).mean())
     if difference > MAX_PROBABILITY_DIFFERENCE:
-        raise ValueError(f"the {fmt} export differs from the Keras model by up to {difference:.2g} in probability")
+        raise ValueError(
+            f"the {fmt} export differs from the Keras model by up to {difference:.2g} in probability"
+        )
     return {
         "sha256": hashlib.sha256(destination.read_bytes()).hexdigest(),
         "agreement": agreement,

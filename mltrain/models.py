@@ -23,7 +23,9 @@ class TrainingJob(ConditionalUpdates, models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    name = models.SlugField(max_length=100, help_text="Registry name of the trained model, e.g. pets.")
+    name = models.SlugField(
+        max_length=100, help_text="Registry name of the trained model, e.g. pets."
+    )
     dataset_key = models.CharField(max_length=300)  # the uploaded zip, in the models storage
     dataset_filename = models.CharField(max_length=255, blank=True)
     class_counts = models.JSONField(default=dict)  # class name -> images in the zip
@@ -33,11 +35,17 @@ class TrainingJob(ConditionalUpdates, models.Model):
     progress = models.JSONField(default=dict, blank=True)  # the last epoch: phase, epoch, metrics
     history = models.JSONField(default=list, blank=True)  # every epoch's metrics
     error = models.TextField(blank=True)
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the last sign of life of its worker
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True
+    )  # the last sign of life of its worker
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -56,7 +64,9 @@ class TrainingJob(ConditionalUpdates, models.Model):
         return f"training-data/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.zip"
 
     @classmethod
-    def start(cls, upload, summary, *, name, config: dict, activate_when_done=False, user=None) -> "TrainingJob":
+    def start(
+        cls, upload, summary, *, name, config: dict, activate_when_done=False, user=None
+    ) -> "TrainingJob":
         """Store a checked zip, record the job and queue it on the training queue."""
         from django.core.files.base import File
 
@@ -79,12 +89,19 @@ class TrainingJob(ConditionalUpdates, models.Model):
         except Exception as exc:  # kombu raises many kinds when the broker is away
             job.delete()
             storage.delete(key)
-            raise QueueUnavailable("The training queue is unavailable; please try again shortly.") from exc
+            raise QueueUnavailable(
+                "The training queue is unavailable; please try again shortly."
+            ) from exc
         return job
 
     def claim(self) -> bool:
         now = timezone.now()
-        return self.transition({"status": self.Status.QUEUED}, status=self.Status.RUNNING, started_at=now, heartbeat_at=now)
+        return self.transition(
+            {"status": self.Status.QUEUED},
+            status=self.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+        )
 
     def beat(self):
         TrainingJob.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
@@ -95,24 +112,48 @@ class TrainingJob(ConditionalUpdates, models.Model):
         stale = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER)
         abandoned = cls.objects.filter(status=cls.Status.RUNNING, heartbeat_at__lt=stale)
         minutes = settings.TRAINING_STALE_AFTER // 60
-        return sum(job.fail(f"The training worker stopped (no progress for {minutes} minutes); retry to resume.") for job in abandoned)
+        return sum(
+            job.fail(
+                f"The training worker stopped (no progress for {minutes} minutes); retry to resume."
+            )
+            for job in abandoned
+        )
 
     def record_epoch(self, phase: str, epoch: int, epochs: int, metrics: dict):
-        entry = {"phase": phase, "epoch": epoch, "epochs": epochs, **{k: round(float(v), 4) for k, v in metrics.items()}}
-        TrainingJob.objects.filter(pk=self.pk).update(progress=entry, history=[*self.history, entry], heartbeat_at=timezone.now())
+        entry = {
+            "phase": phase,
+            "epoch": epoch,
+            "epochs": epochs,
+            **{k: round(float(v), 4) for k, v in metrics.items()},
+        }
+        TrainingJob.objects.filter(pk=self.pk).update(
+            progress=entry, history=[*self.history, entry], heartbeat_at=timezone.now()
+        )
         self.history.append(entry)
 
     def succeed(self, version: ModelVersion) -> bool:
-        return self.transition({"status": self.Status.RUNNING}, status=self.Status.DONE, model_version=version, finished_at=timezone.now())
+        return self.transition(
+            {"status": self.Status.RUNNING},
+            status=self.Status.DONE,
+            model_version=version,
+            finished_at=timezone.now(),
+        )
 
     def fail(self, reason: str) -> bool:
-        return self.transition({"status": self.Status.RUNNING}, status=self.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+        return self.transition(
+            {"status": self.Status.RUNNING},
+            status=self.Status.FAILED,
+            error=reason[:2000],
+            finished_at=timezone.now(),
+        )
 
     def retry(self) -> bool:
         """Queue a failed job again; its run folder resumes from the last finished phase."""
         from mltrain.tasks import train_model
 
-        if self.transition({"status": self.Status.FAILED}, status=self.Status.QUEUED, error="", finished_at=None):
+        if self.transition(
+            {"status": self.Status.FAILED}, status=self.Status.QUEUED, error="", finished_at=None
+        ):
             train_model.delay(str(self.pk))
             return True
         return False

@@ -45,10 +45,16 @@ def load(name: str) -> Image.Image:
     if name == "grace_hopper":
         import matplotlib.cbook
 
-        return Image.open(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))).convert("RGB")
+        return Image.open(
+            Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+        ).convert("RGB")
     import skimage.data
 
-    pixels = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    pixels = (
+        skimage.data.stereo_motorcycle()[0]
+        if name == "motorcycle"
+        else getattr(skimage.data, name)()
+    )
     return Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("RGB")
 
 

@@ -27,7 +27,10 @@ EXAMPLE_SIDE = 96  # larger images are kept as thumbnails of this side
 
 
 def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
-    batches = [model(images[i : i + EVALUATION_BATCH], training=False) for i in range(0, len(images), EVALUATION_BATCH)]
+    batches = [
+        model(images[i : i + EVALUATION_BATCH], training=False)
+        for i in range(0, len(images), EVALUATION_BATCH)
+    ]
     return np.concatenate([np.asarray(b, dtype=np.float64) for b in batches])
 
 
@@ -37,9 +40,15 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
     confusion = np.zeros((n, n), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
     true_positive = np.diag(confusion).astype(float)
-    precision = np.divide(true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0)
-    recall = np.divide(true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    precision = np.divide(
+        true_positive, confusion.sum(axis=0), out=np.zeros(n), where=confusion.sum(axis=0) > 0
+    )
+    recall = np.divide(
+        true_positive, confusion.sum(axis=1), out=np.zeros(n), where=confusion.sum(axis=1) > 0
+    )
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0
+    )
     return {
         "images": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
@@ -61,14 +70,18 @@ def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     chosen = []
-    for true, guess in sorted({(int(t), int(p)) for t, p in zip(dataset.labels, predicted) if t != p}):
+    for true, guess in sorted(
+        {(int(t), int(p)) for t, p in zip(dataset.labels, predicted) if t != p}
+    ):
         cell = np.flatnonzero((dataset.labels == true) & (predicted == guess))
         chosen += list(cell[np.argsort(-confidence[cell], kind="stable")][:EXAMPLES_PER_CELL])
     side = min(EXAMPLE_SIDE, dataset.images.shape[1])
     images = np.zeros((len(chosen), side, side, 3), np.uint8)
     for row, index in enumerate(chosen):
         image = Image.fromarray(dataset.images[index])
-        images[row] = np.asarray(image.resize((side, side), Image.Resampling.LANCZOS) if image.width != side else image)
+        images[row] = np.asarray(
+            image.resize((side, side), Image.Resampling.LANCZOS) if image.width != side else image
+        )
     chosen = np.asarray(chosen, dtype=np.int64)
     return {
         "images": images,
@@ -79,7 +92,9 @@ def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
 
 
 def evaluate(model, dataset) -> dict:
-    return classification_metrics(predict_probabilities(model, dataset.images), dataset.labels, dataset.class_names)
+    return classification_metrics(
+        predict_probabilities(model, dataset.images), dataset.labels, dataset.class_names
+    )
 
 
 def read_history(path: Path) -> list[dict]:
@@ -121,8 +136,15 @@ def plot_confusion(metrics: dict, path: Path):
     threshold = confusion.max() / 2
     if len(names) <= 20:
         for (i, j), count in np.ndenumerate(confusion):
-            ax.text(j, i, count, ha="center", va="center", fontsize=7,
-                    color="white" if count > threshold else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                count,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > threshold else "black",
+            )
     ax.set_title(f"validation accuracy {metrics['accuracy']:.2%}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -135,7 +157,10 @@ def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, figures: dic
     calibrated = calibration.apply_temperature(probabilities, figures["temperature"])
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
-    for shown, label, ece in ((probabilities, "model", figures["ece_before"]), (calibrated, f"T = {figures['temperature']:.2f}", figures["ece_after"])):
+    for shown, label, ece in (
+        (probabilities, "model", figures["ece_before"]),
+        (calibrated, f"T = {figures['temperature']:.2f}", figures["ece_after"]),
+    ):
         confidence, accuracy, _ = zip(*calibration.binned(shown, labels, figures["bins"]))
         ax.plot(confidence, accuracy, marker="o", label=f"{label} (ECE {ece:.3f})")
     ax.set_xlabel("confidence (top probability)")
@@ -149,17 +174,26 @@ def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, figures: dic
 
 
 def augmentation(config: dict, side: int) -> str:
-    """"random-crop (4 px), flip and cutout (12 px) augmentation", as the run had it (runs from
+    """ "random-crop (4 px), flip and cutout (12 px) augmentation", as the run had it (runs from
     before these settings were recorded had the defaults)."""
     translate, cutout = training.augmentation_pixels(
-        side, config.get("translate_fraction", training.TRANSLATE_FRACTION), config.get("cutout_fraction", 0.0)
+        side,
+        config.get("translate_fraction", training.TRANSLATE_FRACTION),
+        config.get("cutout_fraction", 0.0),
     )
-    kinds = [f"random-crop ({translate} px)"] * bool(translate) + ["flip"] + [f"cutout ({cutout} px)"] * bool(cutout)
-    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + " augmentation"
+    kinds = (
+        [f"random-crop ({translate} px)"] * bool(translate)
+        + ["flip"]
+        + [f"cutout ({cutout} px)"] * bool(cutout)
+    )
+    return (
+        " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+        + " augmentation"
+    )
 
 
 def teacher_probabilities(paths: list) -> str:
-    """"the probabilities of var/runs/big/model.keras", or of several: "the mean probabilities
+    """ "the probabilities of var/runs/big/model.keras", or of several: "the mean probabilities
     of a, b and c"."""
     if len(paths) == 1:
         return f"the probabilities of {paths[0]}"
@@ -177,13 +211,23 @@ def cifar_recipe(run: dict) -> str:
         f"batch-norm offsets), L2 {config['weight_decay']} on the kernels, lookahead from epoch "
         f"{config.get('lookahead_from_epoch', '-')}, label smoothing {config['label_smoothing']}, "
         f"{augmentation(config, side)}; the prediction averages "
-        + ("6 views (mirror x 1-pixel shifts)." if config.get("translate_tta") else "the image and its mirror image.")
-        + (f" Targets {config['distillation_weight']:g} distilled from {teacher_probabilities(config['teachers'])} "
-           "on the same augmented images, the rest the labels." if config.get("teachers") else "")
+        + (
+            "6 views (mirror x 1-pixel shifts)."
+            if config.get("translate_tta")
+            else "the image and its mirror image."
+        )
+        + (
+            f" Targets {config['distillation_weight']:g} distilled from {teacher_probabilities(config['teachers'])} "
+            "on the same augmented images, the rest the labels."
+            if config.get("teachers")
+            else ""
+        )
     )
 
 
-def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict, calibrated: dict) -> str:
+def model_card(
+    run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict, calibrated: dict
+) -> str:
     config = run["config"]
     seconds = sum(r.get("epoch_seconds", 0) for r in history)
     lines = [
@@ -222,9 +266,21 @@ def model_card(run: dict, history: list[dict], metrics: dict, comparisons: dict,
         for name, m in metrics["per_class"].items()
     ]
     if comparisons:
-        lines += ["", "## Compared on the same split", "", "| model | epochs | validation accuracy |", "|---|---|---|"]
-        lines += [f"| {name} | {c['epochs']} | {c['accuracy']:.2%} |" for name, c in comparisons.items()]
-    lines += ["", "Curves: `curves.png`. Confusion matrix: `confusion_matrix.png`. Figures: `metrics.json`.", ""]
+        lines += [
+            "",
+            "## Compared on the same split",
+            "",
+            "| model | epochs | validation accuracy |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {c['epochs']} | {c['accuracy']:.2%} |" for name, c in comparisons.items()
+        ]
+    lines += [
+        "",
+        "Curves: `curves.png`. Confusion matrix: `confusion_matrix.png`. Figures: `metrics.json`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -235,7 +291,9 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     history = read_history(output / "history.csv")
     probabilities = predict_probabilities(model, validation.images)
     metrics = classification_metrics(probabilities, validation.labels, validation.class_names)
-    np.savez_compressed(output / "misclassified.npz", **misclassified_examples(probabilities, validation))
+    np.savez_compressed(
+        output / "misclassified.npz", **misclassified_examples(probabilities, validation)
+    )
     report = {
         "validation": metrics,
         "int8": int8_verdict(model, validation.images, validation.labels),
@@ -246,7 +304,11 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(history, output / "curves.png")
     plot_confusion(metrics, output / "confusion_matrix.png")
-    plot_reliability(probabilities, validation.labels, report["calibration"], output / "reliability.png")
-    card = model_card(run, history, metrics, comparisons or {}, report["int8"], report["calibration"])
+    plot_reliability(
+        probabilities, validation.labels, report["calibration"], output / "reliability.png"
+    )
+    card = model_card(
+        run, history, metrics, comparisons or {}, report["int8"], report["calibration"]
+    )
     (output / "MODEL_CARD.md").write_text(card)
     return report

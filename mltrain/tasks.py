@@ -36,9 +36,12 @@ def progress_callback(job: TrainingJob, config):
 
         def on_epoch_end(self, epoch, logs=None):
             backbone_trains = any(
-                layer.trainable and layer.weights and layer.name not in HEAD_LAYERS for layer in self.model.layers
+                layer.trainable and layer.weights and layer.name not in HEAD_LAYERS
+                for layer in self.model.layers
             )
-            job.record_epoch("fine-tune" if backbone_trains else "head", epoch + 1, total, logs or {})
+            job.record_epoch(
+                "fine-tune" if backbone_trains else "head", epoch + 1, total, logs or {}
+            )
 
     return Progress()
 
@@ -54,11 +57,15 @@ def fetch_dataset(job: TrainingJob, folder: Path) -> Path:
     shutil.rmtree(images, ignore_errors=True)
     images, refused = unpack(archive, images)
     if refused:
-        log.warning("training job %s: %d images refused: %s", job.pk, len(refused), "; ".join(refused[:20]))
+        log.warning(
+            "training job %s: %d images refused: %s", job.pk, len(refused), "; ".join(refused[:20])
+        )
     return images
 
 
-@shared_task(acks_late=False, ignore_result=True)  # acked on receipt: a run outlasts any visibility timeout
+@shared_task(
+    acks_late=False, ignore_result=True
+)  # acked on receipt: a run outlasts any visibility timeout
 def train_model(job_id: str):
     from mltrain.data_sources import backbone_weights
     from mltrain.datasets import load_image_folder
@@ -76,7 +83,9 @@ def train_model(job_id: str):
         images = fetch_dataset(job, folder)
         dataset = load_image_folder(images, (config.input_size(),) * 2)
         run(config, dataset, folder / "run", callbacks=[progress_callback(job, config)])
-        version = ModelVersion.publish(folder / "run", job.name, user=job.created_by, activate=job.activate_when_done)
+        version = ModelVersion.publish(
+            folder / "run", job.name, user=job.created_by, activate=job.activate_when_done
+        )
     except Exception as exc:  # whatever stopped the run, the admin sees why
         log.exception("training job %s failed", job.pk)
         job.fail(f"{type(exc).__name__}: {exc}")
@@ -100,7 +109,9 @@ def export_model(version_id: str, fmt: str):
         record = export_version(version, fmt)
     except Exception as exc:  # a converter's failure is the admin's to read, not a crash loop
         log.exception("export of %s to %s failed", version, fmt)
-        version.set_export(fmt, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]})
+        version.set_export(
+            fmt, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]}
+        )
         return
     version.set_export(fmt, {**record, "status": "ready", "built_at": timezone.now().isoformat()})
 

@@ -18,7 +18,12 @@ import numpy as np
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
-STORAGE_DTYPES = {"FloatStorage": np.float32, "LongStorage": np.int64, "DoubleStorage": np.float64, "IntStorage": np.int32}
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "LongStorage": np.int64,
+    "DoubleStorage": np.float64,
+    "IntStorage": np.int32,
+}
 
 
 class LegacyCheckpointError(ValueError):
@@ -55,7 +60,9 @@ class Unpickler(pickle.Unpickler):
         try:
             return self.GLOBALS[(module, name)]
         except KeyError:
-            raise LegacyCheckpointError(f"the checkpoint names {module}.{name}, which a weights file has no need of") from None
+            raise LegacyCheckpointError(
+                f"the checkpoint names {module}.{name}, which a weights file has no need of"
+            ) from None
 
     def persistent_load(self, pid):
         kind, storage_type, key, _location, numel, *_ = pid
@@ -67,7 +74,11 @@ class Unpickler(pickle.Unpickler):
 def read_state_dict(source) -> dict[str, np.ndarray]:
     """{name: array} of every tensor in the checkpoint (a path, or a binary file), in the
     file's order."""
-    with open(source, "rb") if isinstance(source, (str, os.PathLike)) else contextlib.nullcontext(source) as f:
+    with (
+        open(source, "rb")
+        if isinstance(source, (str, os.PathLike))
+        else contextlib.nullcontext(source) as f
+    ):
         if Unpickler(f).load() != MAGIC_NUMBER:
             raise LegacyCheckpointError("not a legacy PyTorch checkpoint (wrong magic number)")
         if Unpickler(f).load() != PROTOCOL_VERSION:
@@ -90,8 +101,14 @@ def tensor_array(ref: TensorRef, storage: np.ndarray) -> np.ndarray:
     """The tensor's own copy of its elements (its strides may be any permutation: the Lite
     checkpoints were converted from TensorFlow and keep its layouts)."""
     itemsize = storage.itemsize
-    needed = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) + 1 if ref.shape else ref.offset + 1
+    needed = (
+        ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) + 1
+        if ref.shape
+        else ref.offset + 1
+    )
     if needed > storage.size:
         raise LegacyCheckpointError("a tensor reaches past its storage")
-    view = np.lib.stride_tricks.as_strided(storage[ref.offset :], ref.shape, tuple(s * itemsize for s in ref.stride))
+    view = np.lib.stride_tricks.as_strided(
+        storage[ref.offset :], ref.shape, tuple(s * itemsize for s in ref.stride)
+    )
     return np.array(view, dtype=storage.dtype.newbyteorder("="))

@@ -47,16 +47,22 @@ class TrainingConfig:
     bias_learning_rate_scale: float = 64.0  # batch-norm offsets learn this much faster
     lookahead_from_epoch: int = 3  # then every 5 steps pull the weights towards their average
     label_smoothing: float = 0.2
-    translate_tta: bool = False  # 6 views (mirror x 1-pixel shifts) instead of 2: +0.02 points here, 3x the cost
+    translate_tta: bool = (
+        False  # 6 views (mirror x 1-pixel shifts) instead of 2: +0.02 points here, 3x the cost
+    )
     translate_fraction: float = TRANSLATE_FRACTION
     cutout_fraction: float = 0.0  # blank a random square of this much of the side (0: none)
-    teachers: list = field(default_factory=list)  # trained model.keras files to distil from (whitened_convnet only)
+    teachers: list = field(
+        default_factory=list
+    )  # trained model.keras files to distil from (whitened_convnet only)
     distillation_weight: float = 0.9  # with teachers: their share of the loss, the labels' the rest
     hyperparameters: dict = field(default_factory=dict)
 
     def batches(self, dataset: "Dataset") -> "Batches":
         """The training batches of this recipe."""
-        return training_pipeline(dataset, self.batch_size, self.seed, self.translate_fraction, self.cutout_fraction)
+        return training_pipeline(
+            dataset, self.batch_size, self.seed, self.translate_fraction, self.cutout_fraction
+        )
 
 
 def cpu_has_bfloat16() -> bool:
@@ -124,7 +130,9 @@ def distribution_strategy(name: str = "auto"):
     Other backends than TensorFlow train on one device."""
     if keras.backend.backend() != "tensorflow":
         if name in ("mirrored", "multi-worker"):
-            raise ValueError(f"the {name} strategy needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+            raise ValueError(
+                f"the {name} strategy needs the TensorFlow backend (KERAS_BACKEND=tensorflow)"
+            )
         return None
     import tensorflow as tf
 
@@ -145,17 +153,23 @@ def worker_output(output: Path) -> Path:
     tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     task = tf_config.get("task", {})
     role, index = task.get("type", "chief"), task.get("index", 0)
-    chief = role == "chief" or (role == "worker" and index == 0 and "chief" not in tf_config.get("cluster", {}))
+    chief = role == "chief" or (
+        role == "worker" and index == 0 and "chief" not in tf_config.get("cluster", {})
+    )
     return Path(output) if chief else Path(output) / f"worker-{index}"
 
 
-def augmentation_pixels(side: int, translate_fraction: float, cutout_fraction: float) -> tuple[int, int]:
+def augmentation_pixels(
+    side: int, translate_fraction: float, cutout_fraction: float
+) -> tuple[int, int]:
     """The largest shift and the cutout side, in pixels, for images of `side` pixels."""
     translate = max(1, round(side * translate_fraction)) if translate_fraction else 0
     return translate, round(side * cutout_fraction)
 
 
-def augment(images: np.ndarray, rng: np.random.Generator, translate: int, cutout: int, fill) -> np.ndarray:
+def augment(
+    images: np.ndarray, rng: np.random.Generator, translate: int, cutout: int, fill
+) -> np.ndarray:
     """A new array of `images`, each randomly shifted by up to `translate` pixels (a crop of the
     reflect-padded image), mirrored with probability 1/2, and with a random `cutout`-pixel
     square set to `fill` (the mean pixel, which the model normalises to zero)."""
@@ -185,13 +199,26 @@ class Batches(keras.utils.PyDataset):
     the last partial batch dropped, every image augmented (`augment`). Otherwise: in order, as
     is. Plain NumPy, so every Keras backend trains from the same pipeline."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, training: bool = False,
-                 translate_fraction: float = TRANSLATE_FRACTION, cutout_fraction: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int = 0,
+        training: bool = False,
+        translate_fraction: float = TRANSLATE_FRACTION,
+        cutout_fraction: float = 0.0,
+    ):
         super().__init__(workers=LOADER_THREADS if training else 1)
         self.images, self.labels = dataset.images, dataset.labels
         self.batch_size, self.seed, self.training = batch_size, seed, training
-        self.translate, self.cutout = augmentation_pixels(min(self.images.shape[1:3]), translate_fraction, cutout_fraction)
-        self.fill = self.images.reshape(-1, self.images.shape[-1]).mean(axis=0).round().astype(np.uint8) if self.cutout else 0
+        self.translate, self.cutout = augmentation_pixels(
+            min(self.images.shape[1:3]), translate_fraction, cutout_fraction
+        )
+        self.fill = (
+            self.images.reshape(-1, self.images.shape[-1]).mean(axis=0).round().astype(np.uint8)
+            if self.cutout
+            else 0
+        )
         self.epoch = 0
         self.order = self.shuffled()
 
@@ -218,10 +245,21 @@ class Batches(keras.utils.PyDataset):
         self.order = self.shuffled()
 
 
-def training_pipeline(dataset: Dataset, batch_size: int, seed: int, translate_fraction: float = TRANSLATE_FRACTION,
-                      cutout_fraction: float = 0.0) -> Batches:  # fmt: skip
-    return Batches(dataset, batch_size, seed, training=True, translate_fraction=translate_fraction,
-                   cutout_fraction=cutout_fraction)  # fmt: skip
+def training_pipeline(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    translate_fraction: float = TRANSLATE_FRACTION,
+    cutout_fraction: float = 0.0,
+) -> Batches:
+    return Batches(
+        dataset,
+        batch_size,
+        seed,
+        training=True,
+        translate_fraction=translate_fraction,
+        cutout_fraction=cutout_fraction,
+    )
 
 
 def evaluation_pipeline(dataset: Dataset, batch_size: int) -> Batches:
@@ -245,9 +283,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {
-            "peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-            "start": self.start, "end": self.end,
-        }  # fmt: skip
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "start": self.start,
+            "end": self.end,
+        }
 
 
 class BiasScaledSGD(keras.optimizers.SGD):
@@ -355,7 +396,9 @@ class Ensemble(keras.Model):
         self.built = True  # it holds no weights of its own, and its members are trained models
 
     def call(self, images, training=False):
-        return keras.ops.mean(keras.ops.stack([member(images, training=training) for member in self.members]), axis=0)
+        return keras.ops.mean(
+            keras.ops.stack([member(images, training=training) for member in self.members]), axis=0
+        )
 
 
 def student(model: keras.Model) -> keras.Model:
@@ -391,7 +434,9 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
         hp,
         input_shape,
         num_classes,
-        whitening_kernel=architectures.patch_whitening_kernel(train.images, mean, std, seed=config.seed),
+        whitening_kernel=architectures.patch_whitening_kernel(
+            train.images, mean, std, seed=config.seed
+        ),
         mean=mean,
         std=std,
         l2=config.weight_decay,
@@ -399,14 +444,19 @@ def build(config: TrainingConfig, train: Dataset, hp=None):
     if config.teachers:
         model = Distiller(model, load_teachers(config.teachers, train), config.distillation_weight)
         model(train.images[:1])  # built before fit, as checkpoints need
-    peak = hp.Float("peak_learning_rate", 0.1, 3.0, sampling="log", default=config.peak_learning_rate)
+    peak = hp.Float(
+        "peak_learning_rate", 0.1, 3.0, sampling="log", default=config.peak_learning_rate
+    )
     steps = total_steps(config, train)
     schedule = OneCycle(
         peak, steps, int(steps * config.warmup_fraction), config.start_fraction, config.end_fraction
     )
     model.compile(
         optimizer=BiasScaledSGD(
-            schedule, momentum=config.momentum, nesterov=True, bias_scale=config.bias_learning_rate_scale
+            schedule,
+            momentum=config.momentum,
+            nesterov=True,
+            bias_scale=config.bias_learning_rate_scale,
         ),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing
@@ -437,22 +487,31 @@ def one_hot(dataset: Dataset):
     return Dataset(dataset.images, labels, dataset.class_names)
 
 
-def write_run_file(output: Path, config: dict, train: Dataset, validation: Dataset, model, device: str, **extra):
+def write_run_file(
+    output: Path, config: dict, train: Dataset, validation: Dataset, model, device: str, **extra
+):
     """training.json: what `publish`, the report and a resumed run read back."""
-    (output / "training.json").write_text(json.dumps({
-        "config": config,
-        "class_names": train.class_names,
-        "input_shape": list(train.images.shape[1:]),
-        "train_size": len(train),
-        "validation_size": len(validation),
-        "device": device,
-        "hardware": hardware(),
-        "parameters": model.count_params(),
-        **extra,
-    }, indent=2))  # fmt: skip
+    (output / "training.json").write_text(
+        json.dumps(
+            {
+                "config": config,
+                "class_names": train.class_names,
+                "input_shape": list(train.images.shape[1:]),
+                "train_size": len(train),
+                "validation_size": len(validation),
+                "device": device,
+                "hardware": hardware(),
+                "parameters": model.count_params(),
+                **extra,
+            },
+            indent=2,
+        )
+    )
 
 
-def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: Path, hp=None, callbacks=()):
+def train(
+    config: TrainingConfig, train: Dataset, validation: Dataset, output: Path, hp=None, callbacks=()
+):
     """Train (resuming from `output/checkpoints` if a previous run stopped) and save the
     serving model. `callbacks` run after the checkpointing ones (progress reporting).
     Returns the serving model."""
@@ -471,7 +530,15 @@ def train(config: TrainingConfig, train: Dataset, validation: Dataset, output: P
             recipe_callbacks.append(
                 Lookahead(config.lookahead_from_epoch * steps_per_epoch, total_steps(config, train))
             )
-        write_run_file(output, asdict(config), train, validation, student(model), device, hyperparameters=hp.values)
+        write_run_file(
+            output,
+            asdict(config),
+            train,
+            validation,
+            student(model),
+            device,
+            hyperparameters=hp.values,
+        )
         model.fit(
             config.batches(train),
             validation_data=evaluation_pipeline(validation, config.batch_size),

@@ -28,7 +28,13 @@ from keras import layers
 
 from mltrain import efficientnet_lite
 from mltrain.datasets import Dataset
-from mltrain.training import EpochWallTime, configure_devices, evaluation_pipeline, training_pipeline, write_run_file
+from mltrain.training import (
+    EpochWallTime,
+    configure_devices,
+    evaluation_pipeline,
+    training_pipeline,
+    write_run_file,
+)
 
 # ImageNet's mean pixel in RGB order, which caffe-style backbones (ResNet50, VGG16) subtract.
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -39,7 +45,9 @@ HEAD_LAYERS = {"head_dropout", "probabilities"}
 class Backbone:
     application: str  # the keras.applications constructor; empty for our own models
     input_size: int | None  # its default square input; ours: the model file's
-    preprocessing: str  # "tf": scale to [-1, 1]; "caffe": subtract the mean, BGR; "raw": 0-255 as is
+    preprocessing: (
+        str  # "tf": scale to [-1, 1]; "caffe": subtract the mean, BGR; "raw": 0-255 as is
+    )
     fine_tune_from: str  # the first layer of the top blocks unfrozen in the second phase
 
 
@@ -68,7 +76,9 @@ class TransferConfig:
     fine_tune_from: str | None = None  # None: the backbone's top blocks
     batch_size: int = 32
     learning_rate: float = 1e-3
-    fine_tune_learning_rate: float = 1e-5  # 100x lower: large steps would wreck the pretrained features
+    fine_tune_learning_rate: float = (
+        1e-5  # 100x lower: large steps would wreck the pretrained features
+    )
     dropout: float = 0.2
     patience: int = 3  # epochs without a better validation loss before a phase stops
     balance_classes: bool = True
@@ -103,7 +113,9 @@ def preprocessing_layers(x, kind: str):
     if kind == "tf":
         return layers.Rescaling(1 / 127.5, offset=-1, name="to_unit_range")(x)
     if kind == "caffe":
-        return layers.Normalization(mean=IMAGENET_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="subtract_mean")(x)
+        return layers.Normalization(
+            mean=IMAGENET_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="subtract_mean"
+        )(x)
     return layers.Identity(name="raw_pixels")(x)
 
 
@@ -131,7 +143,9 @@ def application_features(config: TransferConfig, pretrained: bool):
     x = preprocessing_layers(inputs, spec.preprocessing)
     weights = None if config.weights == "none" or not pretrained else config.weights
     if spec.preprocessing == "lite":
-        checkpoint = efficientnet_lite.checkpoint(config.backbone.removeprefix("efficientnet_"), load=bool(weights))
+        checkpoint = efficientnet_lite.checkpoint(
+            config.backbone.removeprefix("efficientnet_"), load=bool(weights)
+        )
         return inputs, efficientnet_lite.network_layers(x, checkpoint, include_top=False)
     backbone = getattr(keras.applications, spec.application)(
         include_top=False, weights=weights, input_tensor=x, pooling="avg"
@@ -146,13 +160,17 @@ def build_model(config: TransferConfig, num_classes: int, pretrained: bool = Tru
     backbone's last feature map and every exporter sees plain layers. Without `pretrained`,
     an application backbone starts from random weights (the weights are set afterwards)."""
     if config.backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        raise ValueError(
+            f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}"
+        )
     if config.backbone == "imageclass":
         inputs, features = own_model_features(Path(config.weights))
     else:
         inputs, features = application_features(config, pretrained)
     x = layers.Dropout(config.dropout, name="head_dropout")(features)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name=f"transfer_{config.backbone}")
 
 
@@ -206,7 +224,9 @@ def fit_phase(model, config, train, validation, output, name, epochs, initial_ep
         validation_data=evaluation_pipeline(validation, config.batch_size),
         initial_epoch=initial_epoch,
         epochs=initial_epoch + epochs,
-        class_weight=class_weights(train.labels, len(train.class_names)) if config.balance_classes else None,
+        class_weight=class_weights(train.labels, len(train.class_names))
+        if config.balance_classes
+        else None,
         verbose=2,
         callbacks=[
             EpochWallTime(),
@@ -222,10 +242,12 @@ def fit_phase(model, config, train, validation, output, name, epochs, initial_ep
 def backbone_features(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """The frozen backbone's pooled features of `images` (what the head reads)."""
     extractor = keras.Model(model.inputs, model.get_layer("head_dropout").input)
-    return np.concatenate([
-        np.asarray(extractor(images[i : i + batch_size], training=False), dtype=np.float32)
-        for i in range(0, len(images), batch_size)
-    ])  # fmt: skip
+    return np.concatenate(
+        [
+            np.asarray(extractor(images[i : i + batch_size], training=False), dtype=np.float32)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def cached_features(model, config, train: Dataset, validation: Dataset, output: Path) -> dict:
@@ -237,7 +259,12 @@ def cached_features(model, config, train: Dataset, validation: Dataset, output: 
             return dict(cached)
     batch = max(config.batch_size, 64)  # inference only: larger batches go faster
     features = {
-        "train": np.concatenate([backbone_features(model, train.images, batch), backbone_features(model, train.images[:, :, ::-1], batch)]),
+        "train": np.concatenate(
+            [
+                backbone_features(model, train.images, batch),
+                backbone_features(model, train.images[:, :, ::-1], batch),
+            ]
+        ),
         "validation": backbone_features(model, validation.images, batch),
     }
     partial = output / "features.partial.npz"
@@ -246,7 +273,9 @@ def cached_features(model, config, train: Dataset, validation: Dataset, output: 
     return features
 
 
-def fit_head_on_features(model, config, train: Dataset, validation: Dataset, output: Path, callbacks) -> int:
+def fit_head_on_features(
+    model, config, train: Dataset, validation: Dataset, output: Path, callbacks
+) -> int:
     """Phase one as the lesson teaches feature extraction: the frozen backbone runs once per
     image (and its mirror), then the head trains on those features alone, which takes seconds
     where running the backbone every epoch takes minutes. The head's weights go back into
@@ -255,11 +284,13 @@ def fit_head_on_features(model, config, train: Dataset, validation: Dataset, out
         return 0
     features = cached_features(model, config, train, validation, output)
     labels = np.concatenate([train.labels, train.labels])
-    head = keras.Sequential([
-        keras.Input(features["train"].shape[1:]),
-        layers.Dropout(config.dropout, name="head_dropout"),
-        layers.Dense(len(train.class_names), activation="softmax", name="probabilities"),
-    ])  # fmt: skip
+    head = keras.Sequential(
+        [
+            keras.Input(features["train"].shape[1:]),
+            layers.Dropout(config.dropout, name="head_dropout"),
+            layers.Dense(len(train.class_names), activation="softmax", name="probabilities"),
+        ]
+    )
     compile_for(head, config.learning_rate)
     history = head.fit(
         features["train"],
@@ -267,12 +298,16 @@ def fit_head_on_features(model, config, train: Dataset, validation: Dataset, out
         batch_size=config.batch_size,
         epochs=config.head_epochs,
         validation_data=(features["validation"], validation.labels),
-        class_weight=class_weights(train.labels, len(train.class_names)) if config.balance_classes else None,
+        class_weight=class_weights(train.labels, len(train.class_names))
+        if config.balance_classes
+        else None,
         shuffle=True,
         verbose=2,
         callbacks=[
             EpochWallTime(),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True
+            ),
             keras.callbacks.CSVLogger(output / "history.csv", append=True),
             *callbacks,
         ],
@@ -283,7 +318,9 @@ def fit_head_on_features(model, config, train: Dataset, validation: Dataset, out
 
 def describe(config: TransferConfig) -> str:
     spec = BACKBONES[config.backbone]
-    weights = "our CIFAR-10 model" if config.backbone == "imageclass" else f"weights `{config.weights}`"
+    weights = (
+        "our CIFAR-10 model" if config.backbone == "imageclass" else f"weights `{config.weights}`"
+    )
     return (
         f"Transfer learning from `{config.backbone}` ({weights}), input {config.input_size()} px: "
         f"new head (dropout {config.dropout}, softmax) trained on the frozen backbone's features "
@@ -296,14 +333,25 @@ def describe(config: TransferConfig) -> str:
     )
 
 
-def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, output: Path, callbacks=()):
+def train_transfer(
+    config: TransferConfig, train: Dataset, validation: Dataset, output: Path, callbacks=()
+):
     """Both phases (resuming an interrupted run) and the saved serving model, which is returned."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     device = configure_devices(config.mixed_precision)
     model = build_model(config, len(train.class_names))
     config_values = {**asdict(config), "architecture": config.architecture}
-    write_run_file(output, config_values, train, validation, model, device, recipe=describe(config), hyperparameters={})
+    write_run_file(
+        output,
+        config_values,
+        train,
+        validation,
+        model,
+        device,
+        recipe=describe(config),
+        hyperparameters={},
+    )
     head_weights, phases = output / "head.weights.h5", output / "phases.json"
     freeze_backbone(model)
     compile_for(model, config.learning_rate)
@@ -317,7 +365,17 @@ def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, 
         (output / "features.npz").unlink(missing_ok=True)  # scratch: the head is saved
     unfreeze_top(model, config.fine_tune_from or BACKBONES[config.backbone].fine_tune_from)
     compile_for(model, fine_tune_schedule(config, len(train.labels)))
-    fit_phase(model, config, train, validation, output, "fine_tune", config.fine_tune_epochs, head_epochs, callbacks)
+    fit_phase(
+        model,
+        config,
+        train,
+        validation,
+        output,
+        "fine_tune",
+        config.fine_tune_epochs,
+        head_epochs,
+        callbacks,
+    )
     keras.mixed_precision.set_global_policy("float32")  # the shipped weights: portable to any CPU
     serving = build_model(config, len(train.class_names), pretrained=False)
     serving.set_weights(model.get_weights())
@@ -325,30 +383,51 @@ def train_transfer(config: TransferConfig, train: Dataset, validation: Dataset, 
     return serving
 
 
-def train_from_scratch(config: TransferConfig, train: Dataset, validation: Dataset, output: Path) -> dict:
+def train_from_scratch(
+    config: TransferConfig, train: Dataset, validation: Dataset, output: Path
+) -> dict:
     """The same network with random weights, every layer trained, for the same number of epochs
     at the head's learning rate: the baseline the model card compares transfer learning with."""
     from mltrain.report import evaluate
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    model = keras.models.clone_model(build_model(config, len(train.class_names)))  # fresh weights, same layers
+    model = keras.models.clone_model(
+        build_model(config, len(train.class_names))
+    )  # fresh weights, same layers
     for layer in model.layers:
         layer.trainable = True
     compile_for(model, config.learning_rate)
     epochs = fit_phase(
-        model, config, train, validation, output, "scratch", config.head_epochs + config.fine_tune_epochs, 0, ()
+        model,
+        config,
+        train,
+        validation,
+        output,
+        "scratch",
+        config.head_epochs + config.fine_tune_epochs,
+        0,
+        (),
     )
     return {"epochs": epochs, "accuracy": evaluate(model, validation)["accuracy"]}
 
 
-def run(config: TransferConfig, dataset: Dataset, output: Path, compare_scratch=False, limit=None, callbacks=()):
+def run(
+    config: TransferConfig,
+    dataset: Dataset,
+    output: Path,
+    compare_scratch=False,
+    limit=None,
+    callbacks=(),
+):
     """Split `dataset`, train, and write the report (with the from-scratch baseline beside the
     model when asked). Returns the report."""
     from mltrain.datasets import stratified_sample, stratified_split
     from mltrain.report import write_report
 
-    train_index, validation_index = stratified_split(dataset.labels, config.validation_fraction, config.seed)
+    train_index, validation_index = stratified_split(
+        dataset.labels, config.validation_fraction, config.seed
+    )
     if limit:
         train_index = stratified_sample(train_index, dataset.labels, limit, config.seed)
     train, validation = dataset.subset(train_index), dataset.subset(validation_index)
@@ -361,5 +440,7 @@ def run(config: TransferConfig, dataset: Dataset, output: Path, compare_scratch=
             "epochs": len(read_history(Path(output) / "history.csv")),
             "accuracy": evaluate(model, validation)["accuracy"],
         }
-        comparisons["the same network from scratch"] = train_from_scratch(config, train, validation, Path(output) / "scratch")
+        comparisons["the same network from scratch"] = train_from_scratch(
+            config, train, validation, Path(output) / "scratch"
+        )
     return write_report(output, model, validation, comparisons)

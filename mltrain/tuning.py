@@ -22,7 +22,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         return training.build(self.config, self.train, hp)
 
 
-def make_tuner(kind: str, hypermodel, directory: Path, max_epochs: int, trials: int, seed: int, strategy=None):
+def make_tuner(
+    kind: str, hypermodel, directory: Path, max_epochs: int, trials: int, seed: int, strategy=None
+):
     """Distributed tuning is Keras Tuner's own: with KERASTUNER_TUNER_ID ("chief" or
     "tuner0", "tuner1", ...), KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set, the chief
     runs the oracle and every tuner process asks it for trials; `directory` must be shared."""
@@ -40,8 +42,15 @@ def make_tuner(kind: str, hypermodel, directory: Path, max_epochs: int, trials: 
     return keras_tuner.RandomSearch(hypermodel, max_trials=trials, **common)
 
 
-def tune(kind, config: training.TrainingConfig, train: Dataset, validation: Dataset, directory: Path,
-         max_epochs: int, trials: int) -> dict:  # fmt: skip
+def tune(
+    kind,
+    config: training.TrainingConfig,
+    train: Dataset,
+    validation: Dataset,
+    directory: Path,
+    max_epochs: int,
+    trials: int,
+) -> dict:
     """Run the search (resuming a previous one in `directory`) and write the best
     hyperparameters to `directory/best_hyperparameters.json`; returns them."""
     training.configure_devices(config.mixed_precision)
@@ -49,7 +58,15 @@ def tune(kind, config: training.TrainingConfig, train: Dataset, validation: Data
         train, validation = training.one_hot(train), training.one_hot(validation)
     config.epochs = max_epochs  # the one-cycle schedule spans the longest trial
     strategy = training.distribution_strategy(config.strategy)
-    tuner = make_tuner(kind, ImageClassifierHyperModel(config, train), directory, max_epochs, trials, config.seed, strategy)
+    tuner = make_tuner(
+        kind,
+        ImageClassifierHyperModel(config, train),
+        directory,
+        max_epochs,
+        trials,
+        config.seed,
+        strategy,
+    )
     tuner.search(
         config.batches(train),
         validation_data=training.evaluation_pipeline(validation, config.batch_size),

@@ -33,7 +33,11 @@ def alice_client(client, alice):
 @pytest.fixture
 def admin_client(client, django_user_model):
     """A superuser's client (the admin pages, training jobs, model downloads)."""
-    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "a long admin passphrase"))
+    client.force_login(
+        django_user_model.objects.create_superuser(
+            "root", "root@example.com", "a long admin passphrase"
+        )
+    )
     return client
 
 
@@ -73,7 +77,9 @@ def active_model(db, tiny_run):
     return ModelVersion.publish(tiny_run, "tiny", activate=True)
 
 
-def make_result(owner, label="cat", probability=0.9, status="done", filename="photo.jpg", created_at=None):
+def make_result(
+    owner, label="cat", probability=0.9, status="done", filename="photo.jpg", created_at=None
+):
     """A stored classification with a finished result, without running a model."""
     from django.utils import timezone
 
@@ -82,10 +88,12 @@ def make_result(owner, label="cat", probability=0.9, status="done", filename="ph
 
     job = Classification.store(badimages.jpeg((16, 16)), owner=owner, filename=filename)
     Classification.objects.filter(pk=job.pk).update(
-        status=status, top_label=label if status == "done" else "", top_probability=probability if status == "done" else None,
+        status=status,
+        top_label=label if status == "done" else "",
+        top_probability=probability if status == "done" else None,
         predictions=[{"label": label, "probability": probability}] if status == "done" else [],
         created_at=created_at or timezone.now(),
-    )  # fmt: skip
+    )
     job.refresh_from_db()
     return job
 

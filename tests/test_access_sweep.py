@@ -20,7 +20,9 @@ LOGIN = "login"  # web pages that need an account redirect to the login page
 
 # route name -> (method, path template, {visitor: status}); {pk} is alice's result, {share}
 # her grant to bob. Read-only web pages answer 404 to anyone who may not see the result, so
-# its existence is not revealed; the API answers 401 without valid credentials.
+# its existence is not revealed; the API answers 401 without valid credentials. One row per
+# route, unwrapped: the tables read as tables.
+# fmt: off
 WEB = {
     "result": ("get", "/c/{pk}/", dict(alice=200, bob=200, charlie=404, anonymous=404, deactivated=404)),
     "result_status": ("get", "/c/{pk}/status", dict(alice=200, bob=200, charlie=404, anonymous=404, deactivated=404)),
@@ -57,7 +59,8 @@ API = {
 PUBLIC = {
     "healthz", "readyz", "schema", "api-docs", "home", "signup", "login", "logout", "password_reset",
     "password_reset_done", "password_reset_confirm", "password_reset_complete", "api:register", "api:token",
-}  # fmt: skip
+}
+# fmt: on
 
 
 def route_names(patterns=None, namespace=None):
@@ -97,8 +100,16 @@ def world(alice, bob, charlie, active_model):
 
 def request(client, method, path, world):
     path = path.format(pk=world["pk"], share=world["share"])
-    data = {"ids": [world["pk"]]} if path.endswith("/history/delete") else {"username": "charlie"} if path.endswith("/accounts/shares/") else {}
-    return getattr(client, method)(path, data) if method == "post" else getattr(client, method)(path)
+    data = (
+        {"ids": [world["pk"]]}
+        if path.endswith("/history/delete")
+        else {"username": "charlie"}
+        if path.endswith("/accounts/shares/")
+        else {}
+    )
+    return (
+        getattr(client, method)(path, data) if method == "post" else getattr(client, method)(path)
+    )
 
 
 def sweep(world, clients, method, path, expected):
@@ -114,7 +125,9 @@ def sweep(world, clients, method, path, expected):
             differences[visitor] = got
         body = b"".join(response.streaming_content) if response.streaming else response.content
         if visitor not in ("alice", "bob"):
-            assert b"alice-secret-cat" not in body, f"{visitor} saw alice's result"  # in no page or export
+            assert b"alice-secret-cat" not in body, (
+                f"{visitor} saw alice's result"
+            )  # in no page or export
     return differences
 
 
@@ -130,7 +143,10 @@ def test_api_route(world, name):
     assert sweep(world, world["api"], method, path, expected) == {}
 
 
-@pytest.mark.parametrize("visitor, status", [("bob", 404), ("charlie", 404), ("anonymous", 401), ("deactivated", 401), ("alice", 204)])
+@pytest.mark.parametrize(
+    "visitor, status",
+    [("bob", 404), ("charlie", 404), ("anonymous", 401), ("deactivated", 401), ("alice", 204)],
+)
 def test_only_the_owner_deletes_through_the_api(world, visitor, status):
     from classifier.models import Classification
 

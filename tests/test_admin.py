@@ -15,20 +15,36 @@ def test_classification_list_detail_and_thumbnail(admin_client, alice):
     result = make_result(alice, "cat", filename="kitty.jpg")
     page = admin_client.get(reverse("admin:classifier_classification_changelist"), {"q": "kitty"})
     assert page.status_code == 200 and "kitty.jpg" in page.content.decode()
-    assert admin_client.get(reverse("admin:classifier_classification_changelist"), {"status__exact": "done"}).status_code == 200
-    assert admin_client.get(reverse("admin:classifier_classification_change", args=[result.pk])).status_code == 200
+    assert (
+        admin_client.get(
+            reverse("admin:classifier_classification_changelist"), {"status__exact": "done"}
+        ).status_code
+        == 200
+    )
+    assert (
+        admin_client.get(
+            reverse("admin:classifier_classification_change", args=[result.pk])
+        ).status_code
+        == 200
+    )
     image = admin_client.get(reverse("admin:classifier_classification_image", args=[result.pk]))
     assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
 
 
 def listed(page) -> set[str]:
     """The file names of the results on a changelist page."""
-    return {name for name in ("alice-blue.jpg", "alice-old.jpg", "bob-red.png", "bob-fixed.jpg") if name in page.content.decode()}
+    return {
+        name
+        for name in ("alice-blue.jpg", "alice-old.jpg", "bob-red.png", "bob-fixed.jpg")
+        if name in page.content.decode()
+    }
 
 
 @pytest.fixture
 def results(alice, bob, active_model):
-    old = make_result(alice, "blue", filename="alice-old.jpg", created_at=timezone.now() - timedelta(days=30))
+    old = make_result(
+        alice, "blue", filename="alice-old.jpg", created_at=timezone.now() - timedelta(days=30)
+    )
     make_result(alice, "blue", filename="alice-blue.jpg")
     png = make_result(bob, "red", filename="bob-red.png")
     fixed = make_result(bob, "red", filename="bob-fixed.jpg")
@@ -44,7 +60,11 @@ def test_results_list_reads_one_page_and_its_owners_in_one_query(admin_client, r
         page = admin_client.get(reverse("admin:classifier_classification_changelist"))
     assert page.status_code == 200 and "4 classifications" in page.content.decode()
     assert listed(page) == {"alice-blue.jpg", "alice-old.jpg", "bob-red.png", "bob-fixed.jpg"}
-    reads = [query["sql"] for query in queries.captured_queries if "classifier_classification." in query["sql"]]
+    reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if "classifier_classification." in query["sql"]
+    ]
     assert len(reads) == 1 and "$group" not in reads[0] and "$lookup" not in reads[0]
     owners = [query for query in queries.captured_queries if "accounts_user." in query["sql"]]
     assert len(owners) == 2  # the admin's own session, then the listed results' owners at once
@@ -56,13 +76,21 @@ def test_results_list_filters_and_search(admin_client, results, active_model):
         assert page.status_code == 200
         return listed(page)
 
-    offered = admin_client.get(reverse("admin:classifier_classification_changelist")).content.decode()
+    offered = admin_client.get(
+        reverse("admin:classifier_classification_changelist")
+    ).content.decode()
     assert all(f"?top_label={name}" in offered for name in active_model.class_names)
     assert shown(top_label="red") == {"bob-red.png", "bob-fixed.jpg"}
-    assert shown(top_label="zebra") == set()  # a label no version has (a deleted one's) still filters
+    assert (
+        shown(top_label="zebra") == set()
+    )  # a label no version has (a deleted one's) still filters
     assert shown(format="PNG") == {"bob-red.png"}
     assert shown(model_name=str(active_model)) == {"alice-old.jpg", "bob-red.png"}
-    assert shown(created_at__gte=str(timezone.now() - timedelta(days=7))) == {"alice-blue.jpg", "bob-red.png", "bob-fixed.jpg"}
+    assert shown(created_at__gte=str(timezone.now() - timedelta(days=7))) == {
+        "alice-blue.jpg",
+        "bob-red.png",
+        "bob-fixed.jpg",
+    }
     assert shown(q="bob") == {"bob-red.png", "bob-fixed.jpg"}  # the owner's username
     assert shown(q="old") == {"alice-old.jpg"}  # the file name
     assert shown(q="alice blue") == {"alice-blue.jpg"}  # every word, in either
@@ -75,15 +103,22 @@ def test_admin_deletes_selected_results(admin_client, results):
     selected = {"action": "delete_selected", "_selected_action": [str(pk) for pk in doomed]}
     assert "Are you sure" in admin_client.post(url, selected).content.decode()
     assert admin_client.post(url, {**selected, "post": "yes"}).status_code == 302
-    assert not Classification.objects.filter(pk__in=doomed).exists() and Classification.objects.count() == 2
+    assert (
+        not Classification.objects.filter(pk__in=doomed).exists()
+        and Classification.objects.count() == 2
+    )
 
 
 def test_corrections_list(admin_client, alice, results):
     make_result(alice, "blue", filename="otter.jpg").correct("otter")  # a class no model has yet
-    page = admin_client.get(reverse("admin:classifier_correction_changelist"), {"corrected_label": "green"})
+    page = admin_client.get(
+        reverse("admin:classifier_correction_changelist"), {"corrected_label": "green"}
+    )
     assert page.status_code == 200 and listed(page) == {"bob-fixed.jpg"}
     offered = page.content.decode()
-    assert "?corrected_label=blue" in offered and "?corrected_label=otter" in offered  # registered and given
+    assert (
+        "?corrected_label=blue" in offered and "?corrected_label=otter" in offered
+    )  # registered and given
 
 
 def test_admin_images_need_staff(client, alice):
@@ -104,7 +139,10 @@ def test_activate_and_roll_back_are_logged(admin_client, tmp_path):
     admin_client.post(url, {"action": "activate", "_selected_action": [str(first.pk)]})
     assert ModelVersion.active() == first
     assert ModelVersion.objects.filter(is_active=True).count() == 1
-    assert [e.change_message for e in LogEntry.objects.order_by("action_time")] == ["Activated tiny v2", "Activated tiny v1"]
+    assert [e.change_message for e in LogEntry.objects.order_by("action_time")] == [
+        "Activated tiny v2",
+        "Activated tiny v1",
+    ]
     page = admin_client.get(reverse("admin:classifier_modelversion_change", args=[first.pk]))
     assert page.status_code == 200
 

@@ -12,11 +12,17 @@ def api():
 
 
 def token_for(api, username="alice", password=PASSWORD):
-    return api.post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
+    return api.post(
+        "/api/v1/auth/token/", {"username": username, "password": password}, format="json"
+    )
 
 
 def test_register_then_obtain_a_token_and_read_me(api, db):
-    response = api.post("/api/v1/auth/register/", {"username": "dora", "email": "dora@example.com", "password": PASSWORD}, format="json")
+    response = api.post(
+        "/api/v1/auth/register/",
+        {"username": "dora", "email": "dora@example.com", "password": PASSWORD},
+        format="json",
+    )
     assert response.status_code == 201
     assert response.json()["username"] == "dora" and "password" not in response.json()
     token = token_for(api, "dora").json()["token"]
@@ -42,7 +48,9 @@ def test_registration_errors_are_field_errors(api, alice, data, field):
 
 def test_wrong_credentials_are_401(api, alice):
     response = token_for(api, password="wrong")
-    assert response.status_code == 401 and response.json() == {"detail": "Wrong username or password."}
+    assert response.status_code == 401 and response.json() == {
+        "detail": "Wrong username or password."
+    }
 
 
 @override_settings(LOGIN_FAILURE_LIMIT=2)

@@ -33,9 +33,12 @@ def test_every_operation_conforms_to_the_schema(live_server, alice, bob, active_
 
         # derandomize: CI runs the same examples every time (set it False locally to explore).
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
             suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
+        )
         @given(case=operation.as_strategy())
         def check(case):
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)

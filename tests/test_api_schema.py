@@ -6,12 +6,27 @@ from django.conf import settings
 
 def test_schema_validates_without_warnings(tmp_path):
     result = subprocess.run(
-        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")],
-        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "manage.py",
+            "spectacular",
+            "--validate",
+            "--fail-on-warn",
+            "--file",
+            str(tmp_path / "schema.yaml"),
+        ],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     schema = (tmp_path / "schema.yaml").read_text()
-    for path in ("/api/v1/classifications/{id}/", "/api/v1/auth/token/", "/api/v1/shared/{username}/classifications/"):
+    for path in (
+        "/api/v1/classifications/{id}/",
+        "/api/v1/auth/token/",
+        "/api/v1/shared/{username}/classifications/",
+    ):
         assert path in schema
 
 

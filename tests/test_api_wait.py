@@ -106,7 +106,10 @@ def test_waiting_on_someone_elses_job_is_a_404(api, bob):
 
 def test_every_waiter_wakes(api, queued):
     woken = []
-    waiters = [threading.Thread(target=lambda: woken.append(notify.wait_for_end(queued.pk, 5))) for _ in range(2)]
+    waiters = [
+        threading.Thread(target=lambda: woken.append(notify.wait_for_end(queued.pk, 5)))
+        for _ in range(2)
+    ]
     for waiter in waiters:
         waiter.start()
     end_later(queued, 0.3).join()
@@ -121,7 +124,9 @@ def end_next_job(owner, delay):
 
     def find_and_end():
         deadline = time.monotonic() + 5
-        while (job := Classification.objects.filter(owner=owner, status=Status.QUEUED).first()) is None:
+        while (
+            job := Classification.objects.filter(owner=owner, status=Status.QUEUED).first()
+        ) is None:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.02)
@@ -134,7 +139,11 @@ def timed_post(api, wait=None):
     """An upload, with ?wait= unless `wait` is None; the answer and the seconds it took."""
     started = time.monotonic()
     query = "" if wait is None else f"?wait={wait}"
-    response = api.post(f"/api/v1/classifications/{query}", {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")}, format="multipart")
+    response = api.post(
+        f"/api/v1/classifications/{query}",
+        {"image": SimpleUploadedFile("photo.jpg", badimages.jpeg(), "image/jpeg")},
+        format="multipart",
+    )
     return response, time.monotonic() - started
 
 

@@ -39,7 +39,9 @@ def test_a_burst_of_uploads_sends_one_message_and_runs_as_one_batch(alice, activ
     jobs = [upload(alice) for _ in range(5)]
     assert sent == [str(jobs[0].pk)]
     deliver(sent)
-    assert {(job.status, job.timings["batch"]) for job in Classification.objects.all()} == {(Status.DONE, 5)}
+    assert {(job.status, job.timings["batch"]) for job in Classification.objects.all()} == {
+        (Status.DONE, 5)
+    }
 
 
 def test_the_first_upload_after_a_batch_took_every_job_sends_a_message(alice, active_model, sent):
@@ -52,7 +54,9 @@ def test_the_first_upload_after_a_batch_took_every_job_sends_a_message(alice, ac
     assert Classification.by_pk(third.pk).status == Status.DONE
 
 
-def test_a_batch_that_leaves_jobs_behind_sends_the_next_one_its_message(alice, active_model, sent, settings):
+def test_a_batch_that_leaves_jobs_behind_sends_the_next_one_its_message(
+    alice, active_model, sent, settings
+):
     settings.CLASSIFY_BATCH_SIZE = 2
     jobs = [upload(alice) for _ in range(5)]
     assert deliver(sent) == 3  # the upload's, then one per batch that left jobs behind
@@ -60,7 +64,9 @@ def test_a_batch_that_leaves_jobs_behind_sends_the_next_one_its_message(alice, a
     assert [Classification.by_pk(job.pk).timings["batch"] for job in jobs] == [2, 2, 2, 2, 1]
 
 
-def test_a_message_that_could_not_be_sent_leaves_the_next_upload_to_send_one(alice, active_model, monkeypatch):
+def test_a_message_that_could_not_be_sent_leaves_the_next_upload_to_send_one(
+    alice, active_model, monkeypatch
+):
     def broker_away(pk):
         raise ConnectionError("broker away")
 

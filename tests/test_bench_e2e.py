@@ -15,7 +15,10 @@ def test_a_repeated_level_shows_its_median_run_with_every_throughput_and_all_los
         {"results/s": 130.0, "p50 ms": 190.0, "lost": 0},
     ]
     shown = median_run(runs)
-    assert (shown["results/s"], shown["p50 ms"]) == (120.0, 210.0)  # the median run's own latency beside it
+    assert (shown["results/s"], shown["p50 ms"]) == (
+        120.0,
+        210.0,
+    )  # the median run's own latency beside it
     assert shown["runs' results/s"] == "120 / 90.5 / 130"  # in the order they ran
     assert shown["lost"] == 1  # a job lost in any run counts
     assert median_run(runs[1:2]) == {**runs[1], "runs' results/s": "90.5"}

@@ -13,9 +13,14 @@ from tests.workers import start_worker, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class Browser:
@@ -47,7 +52,9 @@ def browser():
     # Playwright's sync API runs an event loop; the test's own ORM calls are still synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         browser = Browser(chromium)
         yield browser
         chromium.close()
@@ -85,7 +92,9 @@ def test_sign_up_upload_search_share(live_server, browser, worker, bob, tmp_path
     page.screenshot(path=str(tmp_path / "result.png"))
 
     page.check("#heatmap-toggle")  # the worker makes the heatmap on this first request
-    page.wait_for_selector("#result-image[src^='blob:']", timeout=60_000)  # (wait_for_function evaluates a string: the CSP refuses)
+    page.wait_for_selector(
+        "#result-image[src^='blob:']", timeout=60_000
+    )  # (wait_for_function evaluates a string: the CSP refuses)
     page.uncheck("#heatmap-toggle")
     assert "/image" in page.get_attribute("#result-image", "src")
 
@@ -118,11 +127,15 @@ def test_sign_up_upload_search_share(live_server, browser, worker, bob, tmp_path
     assert grantee.inner_text("#top-label") == top_label
 
 
-def test_api_docs_and_admin_run_under_the_policy_and_injected_scripts_do_not(live_server, browser, django_user_model):
+def test_api_docs_and_admin_run_under_the_policy_and_injected_scripts_do_not(
+    live_server, browser, django_user_model
+):
     from mltrain.models import TrainingJob
 
     root = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
-    job = TrainingJob.objects.create(name="colours", created_by=root, status="failed", error="stopped")
+    job = TrainingJob.objects.create(
+        name="colours", created_by=root, status="failed", error="stopped"
+    )
     page = browser.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{live_server.url}/api/docs/")
@@ -144,8 +157,12 @@ def test_api_docs_and_admin_run_under_the_policy_and_injected_scripts_do_not(liv
 
     with pytest.raises(Error, match="violates the following Content Security Policy"):
         page.add_script_tag(content="window.injected = true;")
-    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=\"window.injected = true\">')")
+    page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=\"window.injected = true\">')"
+    )
     page.wait_for_timeout(500)
     assert page.evaluate("window.injected") is None
-    assert len(browser.violations) >= 2 and all("inline" in v for v in browser.violations)  # refused, and reported
+    assert len(browser.violations) >= 2 and all(
+        "inline" in v for v in browser.violations
+    )  # refused, and reported
     browser.violations.clear()

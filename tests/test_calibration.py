@@ -38,7 +38,9 @@ def test_an_over_smoothed_model_gets_a_temperature_that_lowers_its_error_on_held
     calibrated = calibration.apply_temperature(held_out, temperature)
     assert calibration.expected_calibration_error(held_out, labels) > 0.15
     assert calibration.expected_calibration_error(calibrated, labels) < 0.02
-    assert calibration.negative_log_likelihood(calibrated, labels) < calibration.negative_log_likelihood(held_out, labels)
+    assert calibration.negative_log_likelihood(
+        calibrated, labels
+    ) < calibration.negative_log_likelihood(held_out, labels)
 
 
 def test_an_overconfident_model_is_softened_and_a_calibrated_one_left_alone():
@@ -54,11 +56,16 @@ def test_the_uncertain_threshold_keeps_accepted_answers_right_95_percent_of_the_
     accepted = probabilities.max(axis=1) >= threshold
     assert (probabilities.argmax(axis=1) == labels)[accepted].mean() >= 0.95
     assert 0 < threshold < 1 and accepted.mean() > 0.1
-    assert calibration.uncertain_below(np.full((4, 2), 0.5), np.array([0, 1, 0, 1])) == 1.0  # never 95% right
+    assert (
+        calibration.uncertain_below(np.full((4, 2), 0.5), np.array([0, 1, 0, 1])) == 1.0
+    )  # never 95% right
 
 
 def calibrate(version, temperature: float, uncertain_below: float):
-    version.metrics = {**version.metrics, "calibration": {"temperature": temperature, "uncertain_below": uncertain_below}}
+    version.metrics = {
+        **version.metrics,
+        "calibration": {"temperature": temperature, "uncertain_below": uncertain_below},
+    }
     version.save(update_fields=["metrics"])
     fitted_uncertain_below.cache_clear()
     inference._active.clear()
@@ -72,20 +79,30 @@ def run(job):
     return job
 
 
-def test_workers_and_classify_serve_the_versions_calibrated_probabilities(alice, active_model, tmp_path):
+def test_workers_and_classify_serve_the_versions_calibrated_probabilities(
+    alice, active_model, tmp_path
+):
     data = badimages.jpeg()
     raw = run(Classification.store(data, owner=alice, filename="a.jpg")).probabilities
     calibrate(active_model, 3.0, 0.99)
     served = run(Classification.store(data, owner=alice, filename="b.jpg"))
-    np.testing.assert_allclose(served.probabilities, apply_temperature(np.array(raw), 3.0), atol=1e-5)
-    assert served.top_probability == pytest.approx(max(served.probabilities)) and served.is_uncertain
+    np.testing.assert_allclose(
+        served.probabilities, apply_temperature(np.array(raw), 3.0), atol=1e-5
+    )
+    assert (
+        served.top_probability == pytest.approx(max(served.probabilities)) and served.is_uncertain
+    )
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
-    ((_, predictions),) = inference.classify_files(ModelVersion.objects.get(pk=active_model.pk), [path], k=1)
+    ((_, predictions),) = inference.classify_files(
+        ModelVersion.objects.get(pk=active_model.pk), [path], k=1
+    )
     assert predictions[0]["probability"] == pytest.approx(max(served.probabilities), abs=1e-5)
 
 
-def test_each_version_flags_uncertain_answers_by_its_own_threshold_unless_overridden(alice, active_model, settings):
+def test_each_version_flags_uncertain_answers_by_its_own_threshold_unless_overridden(
+    alice, active_model, settings
+):
     result = make_result(alice, probability=0.7)
     Classification.objects.filter(pk=result.pk).update(model_version=active_model)
     result.refresh_from_db()
@@ -110,7 +127,11 @@ def test_every_trained_run_reports_its_calibration(tiny_run, tmp_path):
 
     run_dir = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     rng = np.random.default_rng(0)
-    validation = Dataset(rng.integers(0, 256, (60, 32, 32, 3), dtype=np.uint8), rng.integers(0, 3, 60), ["a", "b", "c"])
+    validation = Dataset(
+        rng.integers(0, 256, (60, 32, 32, 3), dtype=np.uint8),
+        rng.integers(0, 3, 60),
+        ["a", "b", "c"],
+    )
     write_report(run_dir, keras.saving.load_model(run_dir / "model.keras"), validation)
     figures = json.loads((run_dir / "metrics.json").read_text())["calibration"]
     assert figures["temperature"] > 0 and 0 < figures["uncertain_below"] <= 1

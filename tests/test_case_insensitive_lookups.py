@@ -38,7 +38,13 @@ def test_signup_with_regex_characters_in_email(client, db):
 
     from tests.conftest import PASSWORD
 
-    response = client.post(reverse("signup"), {
-        "username": "dora", "email": "*+w'u{-kbg@example.io", "password1": PASSWORD, "password2": PASSWORD,
-    })  # fmt: skip
+    response = client.post(
+        reverse("signup"),
+        {
+            "username": "dora",
+            "email": "*+w'u{-kbg@example.io",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
     assert response.status_code == 302

@@ -44,7 +44,9 @@ def test_a_job_ends_done_with_the_full_result(alice, active_model):
     assert job.model_version == active_model and job.model_name == "tiny v1"
     assert job.class_names == ["blue", "green", "red"]
     assert len(job.probabilities) == 3 and sum(job.probabilities) == pytest.approx(1, abs=1e-5)
-    assert [p["label"] for p in job.predictions] == sorted(job.class_names, key=lambda c: -job.probabilities[job.class_names.index(c)])
+    assert [p["label"] for p in job.predictions] == sorted(
+        job.class_names, key=lambda c: -job.probabilities[job.class_names.index(c)]
+    )
     assert job.top_label == job.predictions[0]["label"]
     assert job.top_probability == pytest.approx(max(job.probabilities))
     assert job.attempts == 1 and job.finished_at >= job.started_at >= job.created_at
@@ -55,7 +57,9 @@ def test_a_job_ends_done_with_the_full_result(alice, active_model):
         assert thumbnail.format == "JPEG" and max(thumbnail.size) <= 256
     assert job.thumbnail_key.startswith("thumbnails/")
     job.delete()
-    assert not storages["default"].exists(job.thumbnail_key) and not storages["default"].exists(job.image_key)
+    assert not storages["default"].exists(job.thumbnail_key) and not storages["default"].exists(
+        job.image_key
+    )
 
 
 def test_a_jpeg_no_larger_than_a_thumbnail_is_its_own(alice, active_model):
@@ -137,14 +141,18 @@ def test_a_job_that_keeps_crashing_its_worker_ends_failed(alice, active_model, s
 
 def test_the_worker_uses_a_newly_activated_version(alice, active_model, tmp_path):
     assert run(stored(alice)).model_version == active_model
-    second = ModelVersion.publish(make_run_dir(tmp_path / "v2", ["cat", "dog"]), "tiny", activate=True)
+    second = ModelVersion.publish(
+        make_run_dir(tmp_path / "v2", ["cat", "dog"]), "tiny", activate=True
+    )
     job = run(stored(alice))
     assert job.model_version == second and job.model_name == "tiny v2"
     assert job.class_names == ["cat", "dog"] and len(job.probabilities) == 2
     assert list(inference._loaded) == [second.pk]  # the old model was let go
 
 
-def test_a_corrupt_active_artifact_falls_back_to_the_previous_version(alice, active_model, tmp_path):
+def test_a_corrupt_active_artifact_falls_back_to_the_previous_version(
+    alice, active_model, tmp_path
+):
     second = ModelVersion.publish(make_run_dir(tmp_path / "v2"), "tiny", activate=True)
     with open(storages["models"].path(second.artifact_key), "wb") as f:
         f.write(b"not a model")
@@ -167,10 +175,14 @@ def test_sweep_requeues_stuck_jobs_then_gives_up(alice, active_model, settings):
     queued = stored(alice)
     running = stored(alice)
     Classification.objects.filter(pk=queued.pk).update(queued_at=long_ago)
-    Classification.objects.filter(pk=running.pk).update(status=Status.RUNNING, started_at=long_ago, attempts=1)
+    Classification.objects.filter(pk=running.pk).update(
+        status=Status.RUNNING, started_at=long_ago, attempts=1
+    )
     fresh = stored(alice)
     working = stored(alice)  # running within its time limit
-    Classification.objects.filter(pk=working.pk).update(status=Status.RUNNING, started_at=timezone.now(), attempts=1)
+    Classification.objects.filter(pk=working.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
     assert sweep_stuck_jobs.apply().get() == 2
     for job in (queued, running):
         job.refresh_from_db()
@@ -200,11 +212,18 @@ def test_a_batch_never_exceeds_its_size(alice, active_model, settings):
     settings.CLASSIFY_BATCH_SIZE = 2
     jobs = [submitted(alice) for _ in range(3)]
     run(jobs[0])
-    assert [Classification.objects.get(pk=job.pk).status for job in jobs] == [Status.DONE, Status.DONE, Status.QUEUED]
+    assert [Classification.objects.get(pk=job.pk).status for job in jobs] == [
+        Status.DONE,
+        Status.DONE,
+        Status.QUEUED,
+    ]
 
 
 def test_only_announced_jobs_join_a_batch(alice, active_model):
-    alone, unannounced = submitted(alice), stored(alice)  # the second is recorded, not yet announced
+    alone, unannounced = (
+        submitted(alice),
+        stored(alice),
+    )  # the second is recorded, not yet announced
     assert run(alone).timings["batch"] == 1
     assert Classification.objects.get(pk=unannounced.pk).status == Status.QUEUED
 
@@ -219,7 +238,9 @@ def test_a_bad_image_in_a_batch_fails_alone(alice, active_model):
     assert statuses[broken.pk].error.startswith("The image could not be read")
 
 
-def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_message(alice, active_model, monkeypatch):
+def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_message(
+    alice, active_model, monkeypatch
+):
     import os
 
     first, faulty = submitted(alice), submitted(alice)
@@ -233,7 +254,9 @@ def test_a_companion_with_a_storage_fault_goes_back_to_the_queue_with_its_own_me
     assert faulty.status == Status.QUEUED and sent == [[str(faulty.pk)]]
 
 
-def test_a_batch_claims_and_ends_its_jobs_each_only_where_the_stored_state_allows(alice, active_model):
+def test_a_batch_claims_and_ends_its_jobs_each_only_where_the_stored_state_allows(
+    alice, active_model
+):
     queued, taken = stored(alice), stored(alice)
     assert Classification.objects.get(pk=taken.pk).claim()  # another worker got there first
     moves = [(job, {"status": Status.QUEUED}, *job.claiming()) for job in (queued, taken)]
@@ -245,7 +268,9 @@ def test_a_batch_claims_and_ends_its_jobs_each_only_where_the_stored_state_allow
 
 
 @pytest.mark.parametrize("side", [400, 64])  # a thumbnail of its own, or the original as one
-def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alice, active_model, monkeypatch, side):
+def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(
+    alice, active_model, monkeypatch, side
+):
     first, swept, last = (submitted(alice, badimages.jpeg((side, side))) for _ in range(3))
     end_many, store_thumbnail = Classification.end_many, Classification.store_thumbnail
     thumbnails, signalled = {}, []
@@ -256,7 +281,9 @@ def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alic
         return thumbnails[job.pk]
 
     def swept_meanwhile(cls, endings):
-        cls.objects.filter(pk=swept.pk).update(status=Status.FAILED, error="abandoned")  # the sweeper, say
+        cls.objects.filter(pk=swept.pk).update(
+            status=Status.FAILED, error="abandoned"
+        )  # the sweeper, say
         return end_many(endings)
 
     monkeypatch.setattr(Classification, "store_thumbnail", recorded_thumbnail)
@@ -264,14 +291,24 @@ def test_a_companion_ended_elsewhere_while_its_batch_ran_keeps_that_outcome(alic
     run(first)
     ended = {job.pk: Classification.objects.get(pk=job.pk) for job in (first, swept, last)}
     assert ended[first.pk].status == ended[last.pk].status == Status.DONE
-    assert (ended[swept.pk].status, ended[swept.pk].error, ended[swept.pk].thumbnail_key) == (Status.FAILED, "abandoned", "")
+    assert (ended[swept.pk].status, ended[swept.pk].error, ended[swept.pk].thumbnail_key) == (
+        Status.FAILED,
+        "abandoned",
+        "",
+    )
     made_one = side > 256  # and deleted it: the job ended elsewhere
-    assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [True, not made_one, True]
+    assert [storages["default"].exists(thumbnails[job.pk]) for job in (first, swept, last)] == [
+        True,
+        not made_one,
+        True,
+    ]
     assert storages["default"].exists(swept.image_key)
     assert sorted(signalled) == sorted([first.pk, last.pk])  # the sweeper signals its own
 
 
-def test_workers_claiming_the_same_announced_jobs_at_once_each_win_different_ones(alice, active_model):
+def test_workers_claiming_the_same_announced_jobs_at_once_each_win_different_ones(
+    alice, active_model
+):
     import threading
 
     from django.db import connections
@@ -292,4 +329,6 @@ def test_workers_claiming_the_same_announced_jobs_at_once_each_win_different_one
     won = [job.pk for batch in claimed for job in batch]
     assert sorted(won) == sorted(job.pk for job in jobs)  # every job once, none twice
     assert {Classification.objects.get(pk=job.pk).attempts for job in jobs} == {1}
-    assert all(job.status == Status.RUNNING and job.attempts == 1 for batch in claimed for job in batch)
+    assert all(
+        job.status == Status.RUNNING and job.attempts == 1 for batch in claimed for job in batch
+    )

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from classifier.preprocessing import load_image_array
-from mltrain.datasets import image_folder_files, load_image_folder, stratified_sample, stratified_split, unpack_shared_cifar10
+from mltrain.datasets import (
+    image_folder_files,
+    load_image_folder,
+    stratified_sample,
+    stratified_split,
+    unpack_shared_cifar10,
+)
 from tests.imagefolder import make_image_folder
 
 

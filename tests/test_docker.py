@@ -18,7 +18,10 @@ LONG_RUNNING = [name for name, service in SERVICES.items() if service.get("resta
 
 
 def compose_command():
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
@@ -28,17 +31,23 @@ def compose_command():
 def test_compose_file_validates(tmp_path):
     command = compose_command()
     if command is None:
-        pytest.skip("neither `docker compose` nor docker-compose is installed (.ci/run installs docker-compose)")
+        pytest.skip(
+            "neither `docker compose` nor docker-compose is installed (.ci/run installs docker-compose)"
+        )
     compose_file = DOCKER / "compose.yml"
     if command == ["docker-compose"]:
         # Compose v1 predates the top-level `name` key; everything else is validated as written.
         compose_file = DOCKER / ".compose-v1.yml"
-        compose_file.write_text(re.sub(r"(?m)^name: .*\n", "", (DOCKER / "compose.yml").read_text()))
+        compose_file.write_text(
+            re.sub(r"(?m)^name: .*\n", "", (DOCKER / "compose.yml").read_text())
+        )
     try:
         result = subprocess.run(
             [*command, "-f", str(compose_file), "--profile", "training", "config", "--services"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         if compose_file.name == ".compose-v1.yml":
             compose_file.unlink()
@@ -47,11 +56,16 @@ def test_compose_file_validates(tmp_path):
 
 
 def test_stack_has_the_services_production_needs():
-    assert {"mongodb", "redis", "minio", "init", "web", "worker", "scheduler", "trainer"} <= set(SERVICES)
+    assert {"mongodb", "redis", "minio", "init", "web", "worker", "scheduler", "trainer"} <= set(
+        SERVICES
+    )
     assert SERVICES["mongodb"]["image"].startswith("mongo:8.")
     assert SERVICES["redis"]["image"].startswith("redis:7.")
     assert SERVICES["trainer"]["profiles"] == ["training"]  # optional: only with --profile training
-    assert SERVICES["web"]["build"]["target"] == "web" and SERVICES["worker"]["build"]["target"] == "worker"
+    assert (
+        SERVICES["web"]["build"]["target"] == "web"
+        and SERVICES["worker"]["build"]["target"] == "worker"
+    )
 
 
 def test_every_image_is_pinned_to_a_version():
@@ -67,7 +81,9 @@ def test_long_running_services_restart_and_report_health():
     for name in LONG_RUNNING:
         service = SERVICES[name]
         assert service["restart"] == "unless-stopped", name
-        assert "healthcheck" in service or name in ("web", "scheduler"), name  # web: the image's HEALTHCHECK
+        assert "healthcheck" in service or name in ("web", "scheduler"), (
+            name
+        )  # web: the image's HEALTHCHECK
     assert "HEALTHCHECK" in (DOCKER / "Dockerfile").read_text()
 
 
@@ -83,7 +99,9 @@ def test_no_secret_is_written_in_the_compose_file():
     for name, service in SERVICES.items():
         for key, value in (service.get("environment") or {}).items():
             if secret_names.search(key):
-                assert re.fullmatch(r"\$\{[A-Z_]+:-\}", str(value)), f"{name}.{key} must come from docker/.env"
+                assert re.fullmatch(r"\$\{[A-Z_]+:-\}", str(value)), (
+                    f"{name}.{key} must come from docker/.env"
+                )
     app_environment = SERVICES["web"]["environment"]
     for url in (app_environment["MONGODB_URI"], app_environment["REDIS_URL"]):
         assert re.search(r":\$\{[A-Z_]+_PASSWORD:-\}@", url), url
@@ -100,15 +118,24 @@ def test_images_run_as_a_non_root_user_from_pinned_bases():
 
 
 def generate_env(path):
-    subprocess.run([sys.executable, str(DOCKER / "generate_env.py"), str(path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(DOCKER / "generate_env.py"), str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_generated_env_has_fresh_secrets_and_is_kept(tmp_path):
     path = tmp_path / ".env"
     generate_env(path)
     first = path.read_text()
-    values = dict(line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#"))
-    assert all(len(values[key]) >= 40 for key in ("SECRET_KEY", "MONGO_ROOT_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_PASSWORD"))
+    values = dict(
+        line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#")
+    )
+    assert all(
+        len(values[key]) >= 40
+        for key in ("SECRET_KEY", "MONGO_ROOT_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_PASSWORD")
+    )
     assert path.stat().st_mode & 0o077 == 0
     generate_env(path)
     assert path.read_text() == first  # an existing file keeps its secrets

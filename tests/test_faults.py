@@ -41,11 +41,18 @@ print(json.dumps([response.status_code, response.json()]))
 def run_django(script, **env):
     """`script` in a fresh Django process on the test database (its settings from `env`)."""
     environment = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "imageclass.settings",
-        "MONGODB_NAME": connection.settings_dict["NAME"], **env,
-    }  # fmt: skip
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "imageclass.settings",
+        "MONGODB_NAME": connection.settings_dict["NAME"],
+        **env,
+    }
     result = subprocess.run(
-        [sys.executable, "-c", script], env=environment, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        env=environment,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -73,20 +80,28 @@ for method, path, extra in [
     answers[f"{method} {path}"] = [response.status_code, response.get("Retry-After"), response.content.decode()[:400]]
 print(json.dumps(answers))
 """
-    answers = run_django(script, MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", MONGODB_TIMEOUT_MS="300")
+    answers = run_django(
+        script,
+        MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        MONGODB_TIMEOUT_MS="300",
+    )
     for request, (status, retry_after, body) in answers.items():
         assert status == 503 and retry_after, request
         assert "temporarily unavailable" in body, request
 
 
-def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(alice, active_model, tmp_path):
+def test_broker_down_refuses_uploads_with_503_and_jobs_flow_when_it_returns(
+    alice, active_model, tmp_path
+):
     redis_port = free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
     files_before = stored_files()
 
     status, body = run_django(UPLOAD_AS_ALICE, CELERY_BROKER_URL=broker)
     assert status == 503 and "queue is unavailable" in body["detail"]
-    assert Classification.objects.count() == 0 and stored_files() == files_before  # nothing half-written
+    assert (
+        Classification.objects.count() == 0 and stored_files() == files_before
+    )  # nothing half-written
 
     redis = EmbeddedRedis(":memory:", redis_port).start()
     worker = start_worker(tmp_path / "worker.log", CELERY_BROKER_URL=broker)
@@ -118,7 +133,9 @@ def wait_for_status(job, status, timeout=60):
         time.sleep(0.1)
 
 
-def test_a_worker_killed_in_the_middle_of_a_job_completes_it_once_after_restart(alice, active_model, tmp_path):
+def test_a_worker_killed_in_the_middle_of_a_job_completes_it_once_after_restart(
+    alice, active_model, tmp_path
+):
     job = Classification.store(badimages.jpeg(), owner=alice, filename="cat.jpg")
     data = block_reads_of(job)
     worker = start_worker(tmp_path / "worker-1.log")
@@ -146,7 +163,11 @@ def kill_pool_processes(worker):
     """SIGKILL the worker's pool processes, as the kernel's OOM killer would; the worker itself
     lives on and starts new ones."""
     # A replacement pool process may be forked by any of the worker's threads.
-    children = {pid for task in Path(f"/proc/{worker.pid}/task").iterdir() for pid in (task / "children").read_text().split()}
+    children = {
+        pid
+        for task in Path(f"/proc/{worker.pid}/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    }
     for pid in children:
         os.kill(int(pid), signal.SIGKILL)
 
@@ -154,14 +175,22 @@ def kill_pool_processes(worker):
 def test_a_job_that_kills_its_worker_every_time_ends_failed(alice, active_model, tmp_path):
     job = Classification.store(badimages.jpeg(), owner=alice, filename="cursed.jpg")
     block_reads_of(job)  # every attempt hangs in the job, and is killed there
-    limits = {"CLASSIFY_TIME_LIMIT": "3", "CLASSIFY_SOFT_TIME_LIMIT": "2", "SWEEP_INTERVAL": "5", "CLASSIFY_MAX_ATTEMPTS": "2"}
+    limits = {
+        "CLASSIFY_TIME_LIMIT": "3",
+        "CLASSIFY_SOFT_TIME_LIMIT": "2",
+        "SWEEP_INTERVAL": "5",
+        "CLASSIFY_MAX_ATTEMPTS": "2",
+    }
     worker = start_worker(tmp_path / "worker.log", **limits)
     scheduler = start_scheduler(tmp_path / "beat.log", **limits)
     try:
         classify.delay(str(job.pk))
         deadline = time.monotonic() + 90
         killed = 0
-        while not (job := Classification.objects.get(pk=job.pk)).is_finished and time.monotonic() < deadline:
+        while (
+            not (job := Classification.objects.get(pk=job.pk)).is_finished
+            and time.monotonic() < deadline
+        ):
             if job.status == Status.RUNNING and job.attempts > killed:
                 kill_pool_processes(worker)
                 killed = job.attempts
@@ -176,7 +205,9 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed(alice, active_model,
     assert 2 <= killed <= job.attempts <= 3
 
 
-def test_a_corrupted_active_model_falls_back_and_readyz_says_so(client, alice, active_model, tmp_path):
+def test_a_corrupted_active_model_falls_back_and_readyz_says_so(
+    client, alice, active_model, tmp_path
+):
     newer = ModelVersion.publish(make_run_dir(tmp_path / "v2"), "tiny", activate=True)
     Path(storages["models"].path(newer.artifact_key)).write_bytes(b"not a keras file")
     worker = start_worker(tmp_path / "worker.log")
@@ -200,5 +231,7 @@ def test_only_unreachable_services_become_503(rf):
     unreachable = DatabaseError("no server")
     unreachable.__cause__ = ServerSelectionTimeoutError("timed out")
     assert middleware.process_exception(rf.get("/api/v1/me/"), unreachable).status_code == 503
-    assert middleware.process_exception(rf.get("/"), IntegrityError("duplicate key")) is None  # a bug: 500
+    assert (
+        middleware.process_exception(rf.get("/"), IntegrityError("duplicate key")) is None
+    )  # a bug: 500
     assert middleware.process_exception(rf.get("/"), DatabaseError("bad query")) is None

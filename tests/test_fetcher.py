@@ -81,7 +81,9 @@ def server(settings):
     Handler.routes = {
         "/cat.jpg": send(200, IMAGE, [("Content-Type", "image/jpeg")]),
         "/to-cat": send(302, headers=[("Location", "/cat.jpg")]),
-        "/to-metadata": send(302, headers=[("Location", "http://169.254.169.254/latest/meta-data/")]),
+        "/to-metadata": send(
+            302, headers=[("Location", "http://169.254.169.254/latest/meta-data/")]
+        ),
         "/to-loopback-v6": send(301, headers=[("Location", f"http://[::1]:{port}/cat.jpg")]),
         "/loop": send(302, headers=[("Location", "/loop")]),
         "/huge-declared": send(200, b"", [("Content-Length", str(50 * 1024 * 1024))]),
@@ -96,13 +98,24 @@ def server(settings):
 
 def only_this_server(port):
     """A policy that lets the tests reach their own server on 127.0.0.1 (nothing else)."""
-    return FetchPolicy(ports=frozenset({80, 443, port}), address_allowed=lambda a: str(a) == "127.0.0.1")
+    return FetchPolicy(
+        ports=frozenset({80, 443, port}), address_allowed=lambda a: str(a) == "127.0.0.1"
+    )
 
 
 LOOPBACK_SPELLINGS = [
-    "127.0.0.1", "127.1", "0177.0.0.1", "0x7f000001", "2130706433", "0x7f.0.0.1",
-    "localhost", "[::1]", "[::ffff:127.0.0.1]", "[0:0:0:0:0:ffff:7f00:1]", "127.127.127.127",
-]  # fmt: skip
+    "127.0.0.1",
+    "127.1",
+    "0177.0.0.1",
+    "0x7f000001",
+    "2130706433",
+    "0x7f.0.0.1",
+    "localhost",
+    "[::1]",
+    "[::ffff:127.0.0.1]",
+    "[0:0:0:0:0:ffff:7f00:1]",
+    "127.127.127.127",
+]
 
 
 @pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
@@ -117,10 +130,24 @@ def test_loopback_in_every_spelling_is_refused_without_connecting(server, host):
 
 @pytest.mark.parametrize(
     "host",
-    ["10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "224.0.0.1", "240.0.0.1", "255.255.255.255", "[fe80::1]", "[fc00::1]", "[::]",
-     "[::ffff:10.0.0.1]", "[2002:7f00:1::]", "[ff02::1]"],
-)  # fmt: skip
+    [
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "[fe80::1]",
+        "[fc00::1]",
+        "[::]",
+        "[::ffff:10.0.0.1]",
+        "[2002:7f00:1::]",
+        "[ff02::1]",
+    ],
+)
 def test_private_link_local_and_special_ranges_are_refused(host):
     with pytest.raises(FetchError, match="private or local network address"):
         fetch_image_bytes(f"http://{host}/image.jpg")

@@ -25,7 +25,9 @@ def both_models(db, settings):
     settings.INFERENCE_RUNTIME = "keras"  # LiteRT conversions are the runtime tests' business
     inference._loaded.clear()
     call_command("publish_shipped", stdout=io.StringIO())
-    return ModelVersion.objects.get(name="cifar10"), ModelVersion.objects.get(name=general_model.NAME)
+    return ModelVersion.objects.get(name="cifar10"), ModelVersion.objects.get(
+        name=general_model.NAME
+    )
 
 
 def chelsea_jpeg() -> bytes:
@@ -45,7 +47,9 @@ def test_the_general_model_is_registered_once_beside_the_active_shipped_one(both
     assert {"MODEL_CARD.md", "metrics.json", "training.json"} <= set(general.report_keys)
 
 
-def test_activated_it_labels_results_with_imagenet_classes_that_history_finds(both_models, alice, alice_client):
+def test_activated_it_labels_results_with_imagenet_classes_that_history_finds(
+    both_models, alice, alice_client
+):
     _, general = both_models
     general.activate()
     job = Classification.store(chelsea_jpeg(), owner=alice, filename="chelsea.jpg")

@@ -20,14 +20,22 @@ def test_readyz_reports_every_dependency(client, active_model):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert {name for name, check in body["checks"].items() if check["ok"]} == {"database", "storage", "broker", "model"}
+    assert {name for name, check in body["checks"].items() if check["ok"]} == {
+        "database",
+        "storage",
+        "broker",
+        "model",
+    }
     assert body["checks"]["model"]["version"] == "tiny v1"
 
 
 def test_readyz_is_503_without_an_active_model(client, db):
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"]["model"] == {"ok": False, "error": "LookupError: no model version is active"}
+    assert response.json()["checks"]["model"] == {
+        "ok": False,
+        "error": "LookupError: no model version is active",
+    }
 
 
 def test_readyz_shows_a_model_fallback(client, active_model):
@@ -72,7 +80,12 @@ def test_readyz_answers_503_when_the_database_is_unreachable():
         "MONGODB_TIMEOUT_MS": "300",
     }
     result = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.strip().splitlines()[-1])

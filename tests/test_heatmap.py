@@ -63,7 +63,9 @@ def test_the_explained_network_is_the_one_inside_the_mirror_wrapper(tiny_run):
     assert min(grad_cam.feature_layer(network).output.shape[1:3]) >= grad_cam.MIN_MAP_SIDE
 
 
-def test_heatmap_is_made_once_on_request_and_served_to_those_who_may_see(client, alice, bob, charlie, active_model, settings):
+def test_heatmap_is_made_once_on_request_and_served_to_those_who_may_see(
+    client, alice, bob, charlie, active_model, settings
+):
     job = finished(alice)
     client.force_login(alice)
     url = reverse("result_heatmap", args=[job.pk])
@@ -118,7 +120,9 @@ def test_api_heatmap_and_the_reasons_there_is_none(alice, active_model):
     assert response.status_code == 409 and "no longer registered" in response.json()["detail"]
 
 
-def test_a_heatmap_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(alice_client, alice, active_model, settings):
+def test_a_heatmap_asked_while_the_broker_is_down_gets_503_and_is_asked_again_later(
+    alice_client, alice, active_model, settings
+):
     job = finished(alice)
     url = reverse("result_heatmap", args=[job.pk])
     with broker_down():

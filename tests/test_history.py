@@ -32,7 +32,9 @@ def test_only_my_results_newest_first(alice_client, alice, bob):
 
 def test_filters(alice_client, alice):
     now = timezone.now()
-    cat = make_result(alice, "cat", 0.95, filename="garden cat.jpg", created_at=now - timedelta(days=10))
+    cat = make_result(
+        alice, "cat", 0.95, filename="garden cat.jpg", created_at=now - timedelta(days=10)
+    )
     dog = make_result(alice, "dog", 0.40, filename="dog.png", created_at=now - timedelta(days=1))
     failed = make_result(alice, status="failed", filename="broken.jpg")
     url = reverse("history")
@@ -41,14 +43,21 @@ def test_filters(alice_client, alice):
     assert listed(alice_client.get(url, {"status": "failed"})) == [str(failed.pk)]
     assert listed(alice_client.get(url, {"q": "GARDEN"})) == [str(cat.pk)]
     week_ago = (now - timedelta(days=7)).date().isoformat()
-    assert set(listed(alice_client.get(url, {"created_after": week_ago}))) == {str(dog.pk), str(failed.pk)}
+    assert set(listed(alice_client.get(url, {"created_after": week_ago}))) == {
+        str(dog.pk),
+        str(failed.pk),
+    }
     assert listed(alice_client.get(url, {"created_before": week_ago})) == [str(cat.pk)]
-    assert listed(alice_client.get(url, {"min_probability": "500"})) == []  # invalid: nothing, no error
+    assert (
+        listed(alice_client.get(url, {"min_probability": "500"})) == []
+    )  # invalid: nothing, no error
 
 
 def test_cursor_pages_are_stable_while_new_results_arrive(alice_client, alice):
     start = timezone.now() - timedelta(hours=1)
-    results = [make_result(alice, created_at=start + timedelta(seconds=i // 2)) for i in range(30)]  # ties too
+    results = [
+        make_result(alice, created_at=start + timedelta(seconds=i // 2)) for i in range(30)
+    ]  # ties too
     first = alice_client.get(reverse("history"))
     first_ids = listed(first)
     assert len(first_ids) == 24
@@ -57,7 +66,15 @@ def test_cursor_pages_are_stable_while_new_results_arrive(alice_client, alice):
     second_ids = listed(alice_client.get(reverse("history"), {"older": older}))
     assert len(second_ids) == 6 and not set(first_ids) & set(second_ids)
     assert set(first_ids) | set(second_ids) == {str(r.pk) for r in results}
-    back = alice_client.get(reverse("history"), {"newer": re.search(r"newer=([\w-]+)", alice_client.get(reverse("history"), {"older": older}).content.decode()).group(1)})
+    back = alice_client.get(
+        reverse("history"),
+        {
+            "newer": re.search(
+                r"newer=([\w-]+)",
+                alice_client.get(reverse("history"), {"older": older}).content.decode(),
+            ).group(1)
+        },
+    )
     assert listed(back) == first_ids
 
 
@@ -71,25 +88,35 @@ def test_a_search_says_where_its_window_stopped(alice_client, alice, monkeypatch
         make_result(alice, filename=f"dog-{n}.jpg", created_at=start + timedelta(minutes=n + 1))
     first = alice_client.get(reverse("history"), {"q": "garden"})
     page = first.content.decode()
-    assert listed(first) == [] and "No match among the 3 results searched for this page; <em>Older</em>" in page
+    assert (
+        listed(first) == []
+        and "No match among the 3 results searched for this page; <em>Older</em>" in page
+    )
     older = re.search(r"older=([\w-]+)", page).group(1)
     second = alice_client.get(reverse("history"), {"q": "garden", "older": older})
     assert listed(second) == [str(match.pk)] and "results searched" not in second.content.decode()
     newer = re.search(r"newer=([\w-]+)", second.content.decode()).group(1)
     back = alice_client.get(reverse("history"), {"q": "garden", "newer": newer}).content.decode()
-    assert "No match among the 3 results searched for this page; <em>Newer</em> searches further" in back
+    assert (
+        "No match among the 3 results searched for this page; <em>Newer</em> searches further"
+        in back
+    )
 
 
 def test_a_garbled_cursor_shows_the_first_page(alice_client, alice):
     result = make_result(alice)
-    assert listed(alice_client.get(reverse("history"), {"older": "%%%not-a-cursor"})) == [str(result.pk)]
+    assert listed(alice_client.get(reverse("history"), {"older": "%%%not-a-cursor"})) == [
+        str(result.pk)
+    ]
 
 
 def test_delete_many_deletes_only_mine_with_their_images(alice_client, alice, bob):
     mine = [make_result(alice) for _ in range(2)]
     keep = make_result(alice)
     bobs = make_result(bob)
-    response = alice_client.post(reverse("delete_many"), {"ids": [str(m.pk) for m in mine] + [str(bobs.pk), "junk"]})
+    response = alice_client.post(
+        reverse("delete_many"), {"ids": [str(m.pk) for m in mine] + [str(bobs.pk), "junk"]}
+    )
     assert response.status_code == 302
     assert set(Classification.objects.values_list("pk", flat=True)) == {keep.pk, bobs.pk}
     assert not any(storages["default"].exists(m.image_key) for m in mine)

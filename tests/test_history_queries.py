@@ -26,7 +26,14 @@ def start(alice, bob):
     first = timezone.now().replace(microsecond=0) - timedelta(days=15)
     for n in range(30):
         status = "failed" if n % 7 == 3 else "done"
-        make_result(alice, LABELS[n % 3], 0.3 + n / 50, status, f"photo-{n}.jpg", first + timedelta(days=n // 2))
+        make_result(
+            alice,
+            LABELS[n % 3],
+            0.3 + n / 50,
+            status,
+            f"photo-{n}.jpg",
+            first + timedelta(days=n // 2),
+        )
     for n in range(3):
         make_result(bob, "cat", 0.9, created_at=first + timedelta(days=n))
     return first
@@ -50,8 +57,10 @@ def test_each_filter_finds_what_the_orm_finds(alice, start):
         (("min_probability", "70"),): mine.filter(top_probability__gte=0.7),
         (("q", "PHOTO-1"),): mine.filter(original_filename__icontains="photo-1"),
         (("created_after", day),): mine.filter(created_at__gte=midnight(day)),
-        (("created_before", day), ("label", "cat")): mine.filter(top_label="cat", created_at__lt=midnight(day + timedelta(days=1))),
-    }  # fmt: skip
+        (("created_before", day), ("label", "cat")): mine.filter(
+            top_label="cat", created_at__lt=midnight(day + timedelta(days=1))
+        ),
+    }
     for data, queryset in expected.items():
         found = [item.pk for item in History(alice, HistoryFilter(dict(data)))]
         assert found == newest_first(queryset) and found, data
@@ -72,9 +81,13 @@ def test_an_invalid_filter_finds_nothing(alice, start):
 
 # "up to a day": the filter's own upper bound meets the keyset's. "named" and "probable" are
 # windowed reads (no index holds their conditions).
-PAGED = {"everything": lambda start: {}, "up to a day": lambda start: {"created_before": (start + timedelta(days=9)).date()},
-         "cats": lambda start: {"label": "cat"}, "named": lambda start: {"q": "photo-1"},
-         "probable": lambda start: {"min_probability": "40", "label": "dog"}}  # fmt: skip
+PAGED = {
+    "everything": lambda start: {},
+    "up to a day": lambda start: {"created_before": (start + timedelta(days=9)).date()},
+    "cats": lambda start: {"label": "cat"},
+    "named": lambda start: {"q": "photo-1"},
+    "probable": lambda start: {"min_probability": "40", "label": "dog"},
+}
 
 
 def older_pages(history) -> list:
@@ -129,7 +142,10 @@ def test_every_read_a_page_makes_is_an_index_scan(alice, start, monkeypatch):
         ({}, "classification_history_keyset"),
         ({"label": "cat"}, "classification_label_keyset"),
         ({"status": "done"}, "classification_status_keyset"),
-        ({"created_after": start.date(), "created_before": timezone.now().date()}, "classification_history_keyset"),
+        (
+            {"created_after": start.date(), "created_before": timezone.now().date()},
+            "classification_history_keyset",
+        ),
         ({"q": "photo"}, "classification_history_keyset"),
         ({"label": "cat", "min_probability": "20"}, "classification_label_keyset"),
     ]:
@@ -149,7 +165,9 @@ def test_a_windowed_page_scans_at_most_its_window(alice, start, monkeypatch):
     monkeypatch.setattr(History, "scan_window", 4)
     history = History(alice, HistoryFilter({"q": "photo-0."}))
     pages = older_pages(history)
-    assert [[item.original_filename for item in items] for items, _ in pages] == [[]] * 7 + [["photo-0.jpg"]]
+    assert [[item.original_filename for item in items] for items, _ in pages] == [[]] * 7 + [
+        ["photo-0.jpg"]
+    ]
     assert not pages[0][1] and all(newer for _, newer in pages[1:])
     items, older, newer = history.page(newer_than=pages[1][1], size=3)
     assert items == [] and older and not newer  # back at the newest end

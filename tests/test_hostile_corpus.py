@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from classifier.models import Classification
 from classifier.tasks import classify
-from tests.hostile_corpus import ACCEPT, CASES
 from tests.conftest import api_client_for
+from tests.hostile_corpus import ACCEPT, CASES
 
 IDS = [case.name for case in CASES]
 
@@ -23,7 +23,9 @@ def stored_files():
 
 
 def web_upload(client, case):
-    return client.post(reverse("home"), {"images": SimpleUploadedFile(case.filename, case.data, "image/jpeg")})
+    return client.post(
+        reverse("home"), {"images": SimpleUploadedFile(case.filename, case.data, "image/jpeg")}
+    )
 
 
 def api_upload(api, case):
@@ -42,7 +44,10 @@ def check_result(client, job):
     history = client.get(reverse("history")).content.decode()
     if job.original_filename:
         for shown in (page, history):
-            assert html.escape(job.original_filename, quote=True) in shown or job.original_filename not in shown
+            assert (
+                html.escape(job.original_filename, quote=True) in shown
+                or job.original_filename not in shown
+            )
             assert "<script>alert" not in shown and "<img src=x" not in shown
 
 

@@ -13,9 +13,21 @@ from tests.conftest import api_client_for
 from tests.test_fetcher import LOOPBACK_SPELLINGS
 
 INTERNAL_HOSTS = [
-    *LOOPBACK_SPELLINGS, "0.0.0.0", "[::]", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-    "100.64.0.1", "[fd00::1]", "[fe80::1]", "[::ffff:10.0.0.1]", "224.0.0.1", "localhost.", "LOCALHOST",
-]  # fmt: skip
+    *LOOPBACK_SPELLINGS,
+    "0.0.0.0",
+    "[::]",
+    "10.0.0.1",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "[fd00::1]",
+    "[fe80::1]",
+    "[::ffff:10.0.0.1]",
+    "224.0.0.1",
+    "localhost.",
+    "LOCALHOST",
+]
 
 
 class CountingListener:
@@ -63,7 +75,9 @@ def urls(port):
     yield f"gopher://127.0.0.1:{port}/_"
 
 
-def test_internal_urls_are_refused_everywhere_and_never_connected(alice, alice_client, active_model, listener):
+def test_internal_urls_are_refused_everywhere_and_never_connected(
+    alice, alice_client, active_model, listener
+):
     api = api_client_for(alice)
     for url in urls(listener.port):
         web = alice_client.post(reverse("home"), {"image_url": url})

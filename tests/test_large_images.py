@@ -52,7 +52,11 @@ def large_jpeg():
 def peak_mb(data: bytes, call: str) -> float:
     """Megabytes a fresh interpreter's peak RSS grew by while running `call` on `data`."""
     done = subprocess.run(
-        [sys.executable, "-c", PEAK.format(call=call)], input=data, capture_output=True, check=True, timeout=120
+        [sys.executable, "-c", PEAK.format(call=call)],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=120,
     )
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
@@ -89,7 +93,9 @@ def test_a_reduced_decode_gives_the_model_what_a_full_one_would(large_png):
     assert abs(reduced - direct).max() <= 1
 
 
-def test_a_large_rotated_photo_reaches_the_model_alike_by_training_classify_and_the_worker(tmp_path, alice):
+def test_a_large_rotated_photo_reaches_the_model_alike_by_training_classify_and_the_worker(
+    tmp_path, alice
+):
     """A real photo at 13 megapixels, stored sideways with an EXIF orientation: every path
     turns it upright first, then reduces it with an antialiasing filter, to the same pixels."""
     from classifier.models import Classification
@@ -98,7 +104,9 @@ def test_a_large_rotated_photo_reaches_the_model_alike_by_training_classify_and_
     from mltrain.datasets import load_image_folder
     from mltrain.package_photos import load
 
-    upright = load("chelsea").resize((3000, 4500), Image.Resampling.BICUBIC)  # portrait, as it is shown
+    upright = load("chelsea").resize(
+        (3000, 4500), Image.Resampling.BICUBIC
+    )  # portrait, as it is shown
     sideways = upright.transpose(Image.Transpose.ROTATE_90)  # as the camera stored it
     exif = sideways.getexif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
@@ -106,10 +114,14 @@ def test_a_large_rotated_photo_reaches_the_model_alike_by_training_classify_and_
     path.parent.mkdir(parents=True)
     sideways.save(path, "JPEG", quality=90, exif=exif)
     (tmp_path / "photos" / "cup").mkdir()
-    load("coffee").save(tmp_path / "photos" / "cup" / "coffee.jpg")  # a dataset has two classes at least
+    load("coffee").save(
+        tmp_path / "photos" / "cup" / "coffee.jpg"
+    )  # a dataset has two classes at least
     size = (32, 32)
 
-    training = load_image_folder(tmp_path / "photos", size).images[0]  # `train` and `evaluate` read folders so
+    training = load_image_folder(tmp_path / "photos", size).images[
+        0
+    ]  # `train` and `evaluate` read folders so
     classify = load_image_array(path, size)  # `classify` and `classify_files`
     job = Classification.store(path.read_bytes(), owner=alice, filename="chelsea.jpg")
     job.started_at = job.created_at
@@ -121,6 +133,10 @@ def test_a_large_rotated_photo_reaches_the_model_alike_by_training_classify_and_
         return np.abs(training.astype(int) - np.asarray(image, dtype=int)).mean()
 
     antialiased = upright.resize((32, 32), Image.Resampling.LANCZOS)
-    assert difference(antialiased) < 1  # upright and filtered: what a single full-size reduction gives
-    assert difference(upright.resize((32, 32), Image.Resampling.NEAREST)) > 2 * difference(antialiased)
+    assert (
+        difference(antialiased) < 1
+    )  # upright and filtered: what a single full-size reduction gives
+    assert difference(upright.resize((32, 32), Image.Resampling.NEAREST)) > 2 * difference(
+        antialiased
+    )
     assert difference(sideways.resize((32, 32), Image.Resampling.LANCZOS)) > 10

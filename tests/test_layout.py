@@ -17,7 +17,10 @@ def test_home_page_uses_the_base_layout_with_vendored_assets(client, db):
 
 
 def test_vendored_assets_are_served(client, db):
-    for path in ("/static/vendor/bootstrap/bootstrap.min.css", "/static/vendor/bootstrap/bootstrap.bundle.min.js"):
+    for path in (
+        "/static/vendor/bootstrap/bootstrap.min.css",
+        "/static/vendor/bootstrap/bootstrap.bundle.min.js",
+    ):
         response = client.get(path)
         assert response.status_code == 200
         assert b"Bootstrap" in b"".join(response.streaming_content)[:300]
@@ -38,6 +41,11 @@ def test_web_process_never_imports_tensorflow():
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imageclass.settings"}
     result = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == "[]", result.stderr

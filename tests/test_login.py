@@ -59,7 +59,12 @@ def test_one_address_guessing_many_accounts_is_locked_out(client, alice):
     assert login(Client(), REMOTE_ADDR=HOME).status_code == 302
 
 
-@override_settings(LOGIN_FAILURE_LIMIT=100, LOGIN_ADDRESS_FAILURE_LIMIT=100, LOGIN_ACCOUNT_FAILURE_LIMIT=3, LOGIN_ACCOUNT_DELAY_SECONDS=30)
+@override_settings(
+    LOGIN_FAILURE_LIMIT=100,
+    LOGIN_ADDRESS_FAILURE_LIMIT=100,
+    LOGIN_ACCOUNT_FAILURE_LIMIT=3,
+    LOGIN_ACCOUNT_DELAY_SECONDS=30,
+)
 def test_a_distributed_guess_is_slowed_but_cannot_shut_the_owner_out(alice):
     assert login(Client(), REMOTE_ADDR=HOME).status_code == 302  # alice's own address, known now
     for n in range(3):
@@ -98,8 +103,17 @@ def test_successful_login_resets_the_pair_count(client, alice):
 def test_the_admin_login_has_the_same_rules(client, django_user_model):
     django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
     for _ in range(3):
-        client.post("/admin/login/", {"username": "root", "password": "wrong"}, REMOTE_ADDR=ATTACKER)
-    response = client.post("/admin/login/", {"username": "root", "password": PASSWORD}, REMOTE_ADDR=ATTACKER)
-    assert response.status_code == 200 and "Too many failed login attempts" in response.content.decode()
-    response = Client().post("/admin/login/", {"username": "root", "password": PASSWORD}, REMOTE_ADDR=HOME)
+        client.post(
+            "/admin/login/", {"username": "root", "password": "wrong"}, REMOTE_ADDR=ATTACKER
+        )
+    response = client.post(
+        "/admin/login/", {"username": "root", "password": PASSWORD}, REMOTE_ADDR=ATTACKER
+    )
+    assert (
+        response.status_code == 200
+        and "Too many failed login attempts" in response.content.decode()
+    )
+    response = Client().post(
+        "/admin/login/", {"username": "root", "password": PASSWORD}, REMOTE_ADDR=HOME
+    )
     assert response.status_code == 302

@@ -30,16 +30,22 @@ def test_the_whole_app_serves_pages_static_files_and_classifies_uploads():
         assert requests.get(f"{url}/static/css/site.css", timeout=10).status_code == 200
         api = f"{url}/api/v1/"
         client = sign_up(api, "runner")
-        created = client.post(f"{api}classifications/", files={"image": ("photo.jpg", photo(1))}, timeout=30)
+        created = client.post(
+            f"{api}classifications/", files={"image": ("photo.jpg", photo(1))}, timeout=30
+        )
         assert created.status_code == 202
         deadline = time.monotonic() + 60
-        while (result := client.get(created.headers["Location"], timeout=10).json())["status"] not in ("done", "failed"):
+        while (result := client.get(created.headers["Location"], timeout=10).json())[
+            "status"
+        ] not in ("done", "failed"):
             assert time.monotonic() < deadline, result
             time.sleep(0.1)
         assert result["status"] == "done" and result["model_version"] == "cifar10 v1"
         assert len(result["predictions"]) == 3
         # An upload can wait for its own result: one request, answered 201 with it.
-        waited = client.post(f"{api}classifications/?wait=10", files={"image": ("photo.jpg", photo(2))}, timeout=30)
+        waited = client.post(
+            f"{api}classifications/?wait=10", files={"image": ("photo.jpg", photo(2))}, timeout=30
+        )
         assert waited.status_code == 201 and waited.json()["status"] == "done", waited.text
         assert waited.json()["top_label"] == waited.json()["predictions"][0]["label"]
         # An idle client's connection stays open past gunicorn's default keep-alive (2 s), so
@@ -83,9 +89,15 @@ def test_a_process_that_dies_is_started_again_and_every_job_ends_once():
         api = f"{url}/api/v1/"
         client = sign_up(api, "survivor")
         ids = []
-        for kind, role in enumerate(["inference worker", "web", "training worker", "embedded database", "embedded Redis"]):
+        for kind, role in enumerate(
+            ["inference worker", "web", "training worker", "embedded database", "embedded Redis"]
+        ):
             for seed in range(kind * 6, kind * 6 + 6):
-                created = client.post(f"{api}classifications/", files={"image": ("photo.jpg", photo(seed))}, timeout=30)
+                created = client.post(
+                    f"{api}classifications/",
+                    files={"image": ("photo.jpg", photo(seed))},
+                    timeout=30,
+                )
                 assert created.status_code == 202, created.text
                 ids.append(created.json()["id"])
             if role == "embedded database":
@@ -98,9 +110,12 @@ def test_a_process_that_dies_is_started_again_and_every_job_ends_once():
             wait_for(lambda: ready(url), bool, 60)
         started = time.monotonic()
         results = wait_for(
-            lambda: [client.get(f"{api}classifications/{pk}/?wait=0", timeout=10).json() for pk in ids],
-            lambda found: all(result.get("status") in ("done", "failed") for result in found), 60,
-        )  # fmt: skip
+            lambda: [
+                client.get(f"{api}classifications/{pk}/?wait=0", timeout=10).json() for pk in ids
+            ],
+            lambda found: all(result.get("status") in ("done", "failed") for result in found),
+            60,
+        )
         assert [result["status"] for result in results] == ["done"] * len(ids)
         assert time.monotonic() - started < 60
         history, page = [], f"{api}classifications/"
@@ -140,8 +155,16 @@ def test_an_app_that_cannot_start_says_why_and_starts_nothing(tmp_path):
             with running_app("embedded", EMBEDDED_MONGODB_PORT=str(port)):
                 pass
         # Its own port: refused before the database starts or a migration runs.
-        env = {key: value for key, value in os.environ.items() if key not in ("MONGODB_URI", "REDIS_URL")}
-        env.update(VAR_DIR=str(tmp_path), EMBEDDED_MONGODB_PORT=str(free_port()), EMBEDDED_REDIS_PORT=str(free_port()))
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("MONGODB_URI", "REDIS_URL")
+        }
+        env.update(
+            VAR_DIR=str(tmp_path),
+            EMBEDDED_MONGODB_PORT=str(free_port()),
+            EMBEDDED_REDIS_PORT=str(free_port()),
+        )
         command = [sys.executable, "-m", "imageclass.embedded", "run", "--port", str(port)]
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 1
@@ -171,12 +194,22 @@ def staff_session(url: str, mongodb_port: int, username: str, password: str) -> 
     import pymongo
 
     with pymongo.MongoClient(embedded_uri(mongodb_port)) as client:
-        client["imageclass"]["accounts_user"].update_one({"username": username}, {"$set": {"is_staff": True, "is_superuser": True}})
+        client["imageclass"]["accounts_user"].update_one(
+            {"username": username}, {"$set": {"is_staff": True, "is_superuser": True}}
+        )
     browser = requests.Session()
     browser.get(f"{url}/admin/login/", timeout=10)
-    response = browser.post(f"{url}/admin/login/", timeout=10, data={
-        "username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"], "next": "/admin/",
-    }, headers={"Referer": f"{url}/admin/login/"})  # fmt: skip
+    response = browser.post(
+        f"{url}/admin/login/",
+        timeout=10,
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{url}/admin/login/"},
+    )
     assert "Log out" in response.text or "logout" in response.text, response.text[:500]
     return browser
 
@@ -207,40 +240,84 @@ def test_custom_classes_trained_in_the_admin_serve_uploads_with_heatmaps_and_exp
     with running_app("embedded", EMBEDDED_MONGODB_PORT=str(mongodb_port)) as (url, _):
         api = f"{url}/api/v1/"
         password = "a long admin passphrase"
-        requests.post(f"{api}auth/register/", json={"username": "boss", "email": "boss@example.com", "password": password}, timeout=30).raise_for_status()
+        requests.post(
+            f"{api}auth/register/",
+            json={"username": "boss", "email": "boss@example.com", "password": password},
+            timeout=30,
+        ).raise_for_status()
         browser = staff_session(url, mongodb_port, "boss", password)
         start = f"{url}/admin/mltrain/trainingjob/new/"
         browser.get(start, timeout=10)
-        response = browser.post(start, timeout=60, headers={"Referer": start}, data={
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"], "name": "colours", "backbone": "imageclass",
-            "head_epochs": 2, "fine_tune_epochs": 1, "batch_size": 8, "validation_fraction": 0.25, "activate_when_done": "on",
-        }, files={"dataset": ("colours.zip", dataset.getvalue(), "application/zip")})  # fmt: skip
+        response = browser.post(
+            start,
+            timeout=60,
+            headers={"Referer": start},
+            data={
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "name": "colours",
+                "backbone": "imageclass",
+                "head_epochs": 2,
+                "fine_tune_epochs": 1,
+                "batch_size": 8,
+                "validation_fraction": 0.25,
+                "activate_when_done": "on",
+            },
+            files={"dataset": ("colours.zip", dataset.getvalue(), "application/zip")},
+        )
         assert response.status_code == 200 and "/change/" in response.url, response.text[:2000]
         progress_url = response.url.replace("/change/", "/progress/")
-        job = wait_for(lambda: browser.get(progress_url, timeout=10).json(), lambda job: job["finished"], 240)
+        job = wait_for(
+            lambda: browser.get(progress_url, timeout=10).json(), lambda job: job["finished"], 240
+        )
         assert job["status"] == "done" and job["model_version"] == "colours v1", job
         assert [entry["phase"] for entry in job["history"]] == ["head", "head", "fine-tune"]
 
         client = requests.Session()
-        client.headers["Authorization"] = "Token " + client.post(f"{api}auth/token/", json={"username": "boss", "password": password}, timeout=30).json()["token"]
+        client.headers["Authorization"] = (
+            "Token "
+            + client.post(
+                f"{api}auth/token/", json={"username": "boss", "password": password}, timeout=30
+            ).json()["token"]
+        )
         active = client.get(f"{api}models/active/", timeout=10).json()
         assert active["class_names"] == ["blue", "green", "red"]
         red = io.BytesIO()
         from PIL import Image
 
         Image.new("RGB", (40, 40), (220, 40, 40)).save(red, "PNG")
-        created = client.post(f"{api}classifications/", files={"image": ("red.png", red.getvalue())}, timeout=30)
-        result = wait_for(lambda: client.get(created.headers["Location"] + "?wait=5", timeout=30).json(), lambda r: r["status"] in ("done", "failed"), 120)
+        created = client.post(
+            f"{api}classifications/", files={"image": ("red.png", red.getvalue())}, timeout=30
+        )
+        result = wait_for(
+            lambda: client.get(created.headers["Location"] + "?wait=5", timeout=30).json(),
+            lambda r: r["status"] in ("done", "failed"),
+            120,
+        )
         assert result["status"] == "done" and result["model_version"] == "colours v1"
         assert {p["label"] for p in result["predictions"]} == {"blue", "green", "red"}
-        assert result["class_names"] == ["blue", "green", "red"]  # which classes the result was made with
+        assert result["class_names"] == [
+            "blue",
+            "green",
+            "red",
+        ]  # which classes the result was made with
         heatmap_url = created.headers["Location"] + "heatmap/"
-        heatmap = wait_for(lambda: client.get(heatmap_url, timeout=10), lambda r: r.status_code != 202, 120)
+        heatmap = wait_for(
+            lambda: client.get(heatmap_url, timeout=10), lambda r: r.status_code != 202, 120
+        )
         assert heatmap.status_code == 200 and heatmap.headers["Content-Type"] == "image/jpeg"
-        page = browser.get(f"{url}/c/{result['id']}/", timeout=10)  # the web page, with the owner's session
+        page = browser.get(
+            f"{url}/c/{result['id']}/", timeout=10
+        )  # the web page, with the owner's session
         assert "colours v1" in page.text and "Show where the model looked" in page.text
 
         for fmt in ("tflite", "onnx"):
             download = f"{url}/admin/classifier/modelversion/{active['id']}/download/{fmt}"
-            exported = wait_for(lambda: browser.get(download, timeout=30, allow_redirects=False), lambda r: r.status_code == 200, 180)
-            assert exported.headers["Content-Disposition"].endswith(f'colours-v1.{fmt}"') and len(exported.content) > 10_000
+            exported = wait_for(
+                lambda: browser.get(download, timeout=30, allow_redirects=False),
+                lambda r: r.status_code == 200,
+                180,
+            )
+            assert (
+                exported.headers["Content-Disposition"].endswith(f'colours-v1.{fmt}"')
+                and len(exported.content) > 10_000
+            )

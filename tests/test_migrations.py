@@ -9,7 +9,12 @@ from imageclass.embedded import EmbeddedMongo
 
 def manage(*args, env):
     return subprocess.run(
-        [sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=300
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -14,8 +14,8 @@ from django.urls import reverse
 from classifier.models import Classification, ModelVersion
 from imageclass.storage import s3_storages
 from tests import badimages
-from tests.s3server import S3Server
 from tests.conftest import api_client_for
+from tests.s3server import S3Server
 from tests.test_api_classifications import upload
 from tests.test_upload import upload as upload_file
 from tests.workers import start_worker, stop, wait_until_finished
@@ -31,11 +31,18 @@ def s3_server(tmp_path_factory):
 @pytest.fixture
 def buckets(s3_server, settings):
     """Fresh buckets for each test, and this process's storages pointed at them."""
-    names = {"media_bucket": f"media-{uuid.uuid4().hex[:12]}", "models_bucket": f"models-{uuid.uuid4().hex[:12]}"}
+    names = {
+        "media_bucket": f"media-{uuid.uuid4().hex[:12]}",
+        "models_bucket": f"models-{uuid.uuid4().hex[:12]}",
+    }
     settings.STORAGES = settings.STORAGES | s3_storages(
-        endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key,
-        region_name="us-east-1", url_expire=300, **names,
-    )  # fmt: skip
+        endpoint_url=s3_server.endpoint_url,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        region_name="us-east-1",
+        url_expire=300,
+        **names,
+    )
     call_command("init_storage", stdout=io.StringIO())
     return names
 
@@ -72,7 +79,9 @@ def test_stored_objects_are_private_and_never_overwritten(s3_server, buckets):
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=300" in url
 
 
-def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(s3_server, buckets, alice, alice_client, tiny_run, tmp_path):
+def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(
+    s3_server, buckets, alice, alice_client, tiny_run, tmp_path
+):
     client = s3_server.client()
     version = ModelVersion.publish(tiny_run, "tiny", activate=True)
     assert version.artifact_key in keys(client, buckets["models_bucket"])
@@ -105,15 +114,24 @@ def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(s3_serv
     assert keys(client, buckets["media_bucket"]) == set()
 
 
-def test_storage_down_refuses_uploads_with_503_and_keeps_nothing(alice, alice_client, active_model, settings):
+def test_storage_down_refuses_uploads_with_503_and_keeps_nothing(
+    alice, alice_client, active_model, settings
+):
     from imageclass.embedded import free_port
 
     settings.STORAGES = settings.STORAGES | s3_storages(
-        endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="a", secret_key="b", region_name="us-east-1",
-        media_bucket="media", models_bucket="models", url_expire=300,
-    )  # fmt: skip
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        access_key="a",
+        secret_key="b",
+        region_name="us-east-1",
+        media_bucket="media",
+        models_bucket="models",
+        url_expire=300,
+    )
 
-    web = alice_client.post(reverse("home"), {"images": upload_file("web.jpg", badimages.jpeg((50, 40)))})
+    web = alice_client.post(
+        reverse("home"), {"images": upload_file("web.jpg", badimages.jpeg((50, 40)))}
+    )
     api = upload(api_client_for(alice))
 
     assert web.status_code == 503 and "storage is unavailable" in web.content.decode()

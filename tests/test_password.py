@@ -61,7 +61,9 @@ def test_password_reset_for_unknown_email_sends_nothing_and_reveals_nothing(clie
 def test_reset_mails_are_throttled_per_target_email_with_the_same_answer(client, alice, settings):
     settings.PASSWORD_RESET_RATE_EMAIL = "3/hour"
     for n in range(6):  # from six addresses: the target's own limit holds
-        response = client.post(reverse("password_reset"), {"email": "alice@example.com"}, REMOTE_ADDR=f"198.51.100.{n}")
+        response = client.post(
+            reverse("password_reset"), {"email": "alice@example.com"}, REMOTE_ADDR=f"198.51.100.{n}"
+        )
         assert response.status_code == 302 and response.url == reverse("password_reset_done")
     assert len(mail.outbox) == 3
 
@@ -69,7 +71,10 @@ def test_reset_mails_are_throttled_per_target_email_with_the_same_answer(client,
 def test_reset_requests_are_throttled_per_address(client, alice, settings):
     settings.PASSWORD_RESET_RATE_ADDRESS = "5/hour"
     for n in range(5):
-        assert client.post(reverse("password_reset"), {"email": f"someone{n}@example.com"}).status_code == 302
+        assert (
+            client.post(reverse("password_reset"), {"email": f"someone{n}@example.com"}).status_code
+            == 302
+        )
     for email in ("alice@example.com", "nobody@example.com"):  # the same answer either way
         response = client.post(reverse("password_reset"), {"email": email})
         assert response.status_code == 429 and int(response["Retry-After"]) > 0

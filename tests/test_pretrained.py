@@ -31,7 +31,10 @@ def test_every_tensor_is_used_once_and_every_value_is_a_parameter(variant):
     assert unused == []
     assert network.count_params() == float_values(variant)
     if variant == "lite0":
-        assert network.count_params() == 4_694_024 and len(network.get_layer("avg_pool").output.shape) == 2
+        assert (
+            network.count_params() == 4_694_024
+            and len(network.get_layer("avg_pool").output.shape) == 2
+        )
 
 
 def test_the_converted_lite0_names_real_photos_as_imagenet_does(settings, tmp_path):
@@ -68,7 +71,9 @@ def test_a_checkpoint_naming_foreign_code_is_refused():
     for part in (torch_legacy.MAGIC_NUMBER, torch_legacy.PROTOCOL_VERSION, {}, Evil()):
         pickle.dump(part, buffer, protocol=2)
     buffer.seek(0)
-    with pytest.raises(torch_legacy.LegacyCheckpointError, match=r"names (__builtin__|builtins)\.print"):
+    with pytest.raises(
+        torch_legacy.LegacyCheckpointError, match=r"names (__builtin__|builtins)\.print"
+    ):
         torch_legacy.read_state_dict(buffer)
     with pytest.raises(torch_legacy.LegacyCheckpointError, match="magic number"):
         torch_legacy.read_state_dict(io.BytesIO(pickle.dumps(42)))

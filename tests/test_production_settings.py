@@ -26,9 +26,13 @@ def manage(*args, **env):
     """manage.py in a clean environment: only the variables given (and what Python needs)."""
     environment = {"PATH": os.environ["PATH"], "VAR_DIR": os.environ["VAR_DIR"], **env}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], env=environment, cwd=settings.BASE_DIR,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "manage.py", *args],
+        env=environment,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_passes_with_production_settings():
@@ -44,7 +48,9 @@ def test_production_without_object_storage_is_warned_about():
     assert "imageclass.W002" in result.stderr
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "MONGODB_URI", "REDIS_URL", "S3_SECRET_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "MONGODB_URI", "REDIS_URL", "S3_SECRET_KEY"]
+)
 def test_a_missing_secret_or_address_fails_loudly(missing):
     environment = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = manage("check", **environment)
@@ -66,12 +72,25 @@ def test_production_serves_https_only_except_health_probes_and_logs_json_to_stdo
         "logging.getLogger('imageclass.probe').warning('hello %s', 'world')"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ["PATH"], "VAR_DIR": os.environ["VAR_DIR"], "DJANGO_SETTINGS_MODULE": "imageclass.settings", **PRODUCTION},
-    )  # fmt: skip
+        [sys.executable, "-c", probe],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": os.environ["PATH"],
+            "VAR_DIR": os.environ["VAR_DIR"],
+            "DJANGO_SETTINGS_MODULE": "imageclass.settings",
+            **PRODUCTION,
+        },
+    )
     assert result.returncode == 0, result.stderr
     flags, log_line = result.stdout.strip().splitlines()
     # Plain HTTP is redirected to HTTPS, except the health probe containers use.
     assert flags == "True True 31536000 False 301 200"
     entry = json.loads(log_line)
-    assert entry["level"] == "WARNING" and entry["logger"] == "imageclass.probe" and entry["message"] == "hello world"
+    assert (
+        entry["level"] == "WARNING"
+        and entry["logger"] == "imageclass.probe"
+        and entry["message"] == "hello world"
+    )

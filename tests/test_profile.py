@@ -11,7 +11,8 @@ def test_profile_shows_and_edits_the_user(alice_client, alice):
     page = alice_client.get(reverse("profile")).content.decode()
     assert "alice" in page and "alice@example.com" in page
     response = alice_client.post(
-        reverse("profile"), {"first_name": "Alice", "last_name": "Liddell", "email": "alice@example.org"}
+        reverse("profile"),
+        {"first_name": "Alice", "last_name": "Liddell", "email": "alice@example.org"},
     )
     assert response.status_code == 302
     alice.refresh_from_db()
@@ -20,5 +21,7 @@ def test_profile_shows_and_edits_the_user(alice_client, alice):
 
 def test_profile_refuses_an_email_in_use(alice_client, django_user_model):
     django_user_model.objects.create_user("bob", "bob@example.com", "x" * 12)
-    response = alice_client.post(reverse("profile"), {"first_name": "", "last_name": "", "email": "BOB@example.com"})
+    response = alice_client.post(
+        reverse("profile"), {"first_name": "", "last_name": "", "email": "BOB@example.com"}
+    )
     assert "already exists" in response.content.decode()

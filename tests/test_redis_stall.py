@@ -54,7 +54,9 @@ def stalled_redis(alice, active_model):
     redis = EmbeddedRedis(":memory:").start()
     token = ApiToken.issue(alice)
     web = Client()
-    web.force_login(alice)  # (a login writes the user, which drops its cached tokens: before the stall)
+    web.force_login(
+        alice
+    )  # (a login writes the user, which drops its cached tokens: before the stall)
     session = web.cookies["sessionid"].value
     env = {"REDIS_URL": redis.uri, "REDIS_TIMEOUT": "0.5", "REDIS_RETRY_AFTER": "5"}
     os.kill(redis.process.pid, signal.SIGSTOP)
@@ -79,10 +81,18 @@ def test_a_stalled_redis_costs_a_request_one_timeout(stalled_redis, alice):
             assert status == 503 and retry_after, (name, status, retry_after, body)
     assert '"broker"' in answers["readyz"][3]
     assert "detail" in answers["api upload"][3]
-    assert Classification.objects.count() == results_before and stored_files() == files_before  # nothing half-written
+    assert (
+        Classification.objects.count() == results_before and stored_files() == files_before
+    )  # nothing half-written
     assert time.monotonic() - started < 60
 
     os.kill(redis.process.pid, signal.SIGCONT)
     answers = run_django(REQUESTS % credentials, **env)
-    assert answers["api upload"][0] == 202 and answers["web upload"][0] == 302 and answers["readyz"][0] == 200
-    assert answers["api token"][0] == 401 and answers["web login"][0] == 200  # wrong passwords, counted again
+    assert (
+        answers["api upload"][0] == 202
+        and answers["web upload"][0] == 302
+        and answers["readyz"][0] == 200
+    )
+    assert (
+        answers["api token"][0] == 401 and answers["web login"][0] == 200
+    )  # wrong passwords, counted again

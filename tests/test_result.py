@@ -11,7 +11,9 @@ from tests import badimages
 
 @pytest.fixture
 def job(alice, active_model):
-    return Classification.store(badimages.jpeg(), owner=alice, filename="<img src=x onerror=alert(1)>.jpg")
+    return Classification.store(
+        badimages.jpeg(), owner=alice, filename="<img src=x onerror=alert(1)>.jpg"
+    )
 
 
 def test_owner_sees_the_page_status_and_image(alice_client, job):

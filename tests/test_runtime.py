@@ -87,7 +87,9 @@ def test_the_six_view_model_converts_and_agrees(tmp_path):
         + sum(logits(view) + logits(view[:, :, ::-1]) for view in shifted(batch)) / 8
     )
     np.testing.assert_allclose(six_views(batch), mirrored_shifts, atol=1e-5)
-    np.testing.assert_allclose(runner_for(tmp_path / "model.keras", "litert")(batch), mirrored_shifts, atol=1e-4)
+    np.testing.assert_allclose(
+        runner_for(tmp_path / "model.keras", "litert")(batch), mirrored_shifts, atol=1e-4
+    )
 
 
 def shifted(batch):
@@ -109,14 +111,18 @@ def test_quantization_verdict_holds_int8_to_both_limits():
     one_wrong[0] = [0, 1, 0]  # 99.5% agreement, 0.5 points less accurate
     refused = runtime.quantization_verdict(expected, one_wrong, labels)
     assert not refused["passed"] and "loses 0.50 accuracy points" in refused["reason"]
-    better = runtime.quantization_verdict(expected, one_wrong, np.array([1, 1, 2, 0] + [0, 1, 2, 0] * 49))
+    better = runtime.quantization_verdict(
+        expected, one_wrong, np.array([1, 1, 2, 0] + [0, 1, 2, 0] * 49)
+    )
     assert better["agreement"] == 0.995 and better["passed"]
 
 
 def test_a_report_verdict_measures_the_exact_int8_copy_workers_serve(fresh_artifact):
     model = keras.saving.load_model(fresh_artifact, compile=False)
     verdict = runtime.int8_verdict(model, images(40, seed=3), np.arange(40) % 3)
-    verdict["passed"] = True  # an untrained model's answers are near ties: the limits are tested above
+    verdict["passed"] = (
+        True  # an untrained model's answers are near ties: the limits are tested above
+    )
     runner = runner_for(fresh_artifact, "litert-int8", verdict)
     quantized = fresh_artifact.with_suffix(".int8.tflite")
     assert isinstance(runner, LiteRTRunner) and runner.path == quantized
@@ -127,17 +133,25 @@ def test_a_report_verdict_measures_the_exact_int8_copy_workers_serve(fresh_artif
 
 
 @pytest.mark.parametrize(
-    "verdict", [None, {"passed": False, "reason": "int8 agrees on 97%"}, {"passed": True, "sha256": "0" * 64}]
+    "verdict",
+    [None, {"passed": False, "reason": "int8 agrees on 97%"}, {"passed": True, "sha256": "0" * 64}],
 )
 def test_int8_without_a_passed_verdict_for_this_very_copy_serves_fp32(fresh_artifact, verdict):
-    assert runner_for(fresh_artifact, "litert-int8", verdict).path == fresh_artifact.with_suffix(".tflite")
+    assert runner_for(fresh_artifact, "litert-int8", verdict).path == fresh_artifact.with_suffix(
+        ".tflite"
+    )
     assert not fresh_artifact.with_suffix(".int8.tflite").exists()
 
 
 @pytest.fixture
 def checked_verdict(fresh_artifact):
-    verdict = runtime.int8_verdict(keras.saving.load_model(fresh_artifact, compile=False), images(8), np.arange(8) % 3)
-    return {**verdict, "passed": True}  # an untrained model's answers are near ties: the limits are tested above
+    verdict = runtime.int8_verdict(
+        keras.saving.load_model(fresh_artifact, compile=False), images(8), np.arange(8) % 3
+    )
+    return {
+        **verdict,
+        "passed": True,
+    }  # an untrained model's answers are near ties: the limits are tested above
 
 
 def another_hosts_report(verdict, probe):
@@ -146,17 +160,29 @@ def another_hosts_report(verdict, probe):
     return {**verdict, "sha256": "f" * 64, "probe": probe}
 
 
-def test_an_int8_copy_that_differs_only_by_rounding_is_served(fresh_artifact, checked_verdict, caplog):
-    rounding = np.random.default_rng(5).normal(0, runtime.PROBE_TOLERANCE / 3, np.shape(checked_verdict["probe"]))
-    verdict = another_hosts_report(checked_verdict, (np.asarray(checked_verdict["probe"]) + rounding).tolist())
+def test_an_int8_copy_that_differs_only_by_rounding_is_served(
+    fresh_artifact, checked_verdict, caplog
+):
+    rounding = np.random.default_rng(5).normal(
+        0, runtime.PROBE_TOLERANCE / 3, np.shape(checked_verdict["probe"])
+    )
+    verdict = another_hosts_report(
+        checked_verdict, (np.asarray(checked_verdict["probe"]) + rounding).tolist()
+    )
     runner = runner_for(fresh_artifact, "litert-int8", verdict)
     assert runner.path == fresh_artifact.with_suffix(".int8.tflite")
     assert "answers its probe images alike" in caplog.text
 
 
-def test_an_int8_copy_that_answers_the_probe_otherwise_serves_fp32(fresh_artifact, checked_verdict, caplog):
-    other_answers = np.eye(3)[np.zeros(runtime.PROBE_IMAGES, dtype=int)].tolist()  # sure of class 0 every time
-    runner = runner_for(fresh_artifact, "litert-int8", another_hosts_report(checked_verdict, other_answers))
+def test_an_int8_copy_that_answers_the_probe_otherwise_serves_fp32(
+    fresh_artifact, checked_verdict, caplog
+):
+    other_answers = np.eye(3)[
+        np.zeros(runtime.PROBE_IMAGES, dtype=int)
+    ].tolist()  # sure of class 0 every time
+    runner = runner_for(
+        fresh_artifact, "litert-int8", another_hosts_report(checked_verdict, other_answers)
+    )
     assert runner.path == fresh_artifact.with_suffix(".tflite")
     assert not fresh_artifact.with_suffix(".int8.tflite").exists()
     assert f"on {runtime.PROBE_IMAGES} probe images its probabilities are" in caplog.text
@@ -167,7 +193,10 @@ def test_the_probe_images_are_the_ones_reports_recorded_answers_for():
     one and workers would serve fp32 (a numpy that changed its random stream, say)."""
     probe = runtime.probe_images((32, 32, 3))
     assert probe.shape == (runtime.PROBE_IMAGES, 32, 32, 3) and probe.dtype == np.uint8
-    assert hashlib.sha256(probe.tobytes()).hexdigest() == "576c0f1d15a926cc2ed5f04c18cbdc7a1ebe823849e3e62b7b20cbf03b682a40"
+    assert (
+        hashlib.sha256(probe.tobytes()).hexdigest()
+        == "576c0f1d15a926cc2ed5f04c18cbdc7a1ebe823849e3e62b7b20cbf03b682a40"
+    )
 
 
 def test_the_shipped_model_is_served_in_int8_on_this_machine(tmp_path, settings):

@@ -7,7 +7,12 @@ User = get_user_model()
 
 
 def signup(client, **overrides):
-    data = {"username": "dora", "email": "dora@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    data = {
+        "username": "dora",
+        "email": "dora@example.com",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+    }
     return client.post(reverse("signup"), {**data, **overrides})
 
 

@@ -20,7 +20,12 @@ def test_concurrent_requests_are_counted_exactly(db, monkeypatch):
     request = Request(APIRequestFactory().get("/api/v1/models/", REMOTE_ADDR="198.51.100.9"))
     request.user = AnonymousUser()
     allowed = []
-    threads = [threading.Thread(target=lambda: allowed.append(WindowThrottle().allow_request(request, view))) for _ in range(40)]
+    threads = [
+        threading.Thread(
+            target=lambda: allowed.append(WindowThrottle().allow_request(request, view))
+        )
+        for _ in range(40)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -34,5 +39,9 @@ def test_an_unreachable_redis_refuses_uploads_with_503_and_serves_reads(alice, s
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the throttles' Redis: nothing listens there
     api = api_client_for(alice)
     response = api.post("/api/v1/classifications/", {"image_url": "https://example.com/cat.jpg"})
-    assert response.status_code == 503 and response["Retry-After"] and "unavailable" in response.json()["detail"]
+    assert (
+        response.status_code == 503
+        and response["Retry-After"]
+        and "unavailable" in response.json()["detail"]
+    )
     assert api.get("/api/v1/me/").status_code == 200  # a read needs nothing else from Redis

@@ -79,4 +79,3 @@ def test_an_unreachable_cache_falls_back_to_the_database(monkeypatch, alice):
     # Only the token cache is away here: the throttles, which use it too, keep theirs.
     monkeypatch.setattr("accounts.models.cache", RedisCache("redis://127.0.0.1:1/0", {}))
     assert client_with_token(alice).get("/api/v1/me/").json()["username"] == "alice"
-

@@ -48,9 +48,15 @@ def folder_zip(root, wrapper="") -> io.BytesIO:
 def start_training(admin_client, upload, **fields):
     """Post the admin's training form: a small run on our own model unless `fields` say otherwise."""
     form = {
-        "name": "colours", "dataset": upload, "backbone": "imageclass", "head_epochs": 1, "fine_tune_epochs": 1,
-        "batch_size": 8, "validation_fraction": 0.25, **fields,
-    }  # fmt: skip
+        "name": "colours",
+        "dataset": upload,
+        "backbone": "imageclass",
+        "head_epochs": 1,
+        "fine_tune_epochs": 1,
+        "batch_size": 8,
+        "validation_fraction": 0.25,
+        **fields,
+    }
     return admin_client.post(reverse("admin:mltrain_trainingjob_start"), form)
 
 
@@ -72,16 +78,25 @@ def test_a_zip_of_class_folders_is_accepted_with_or_without_a_top_folder(colours
         ({"a/1.jpg": "JPEG", "b\\..\\1.jpg": "JPEG"}, "Windows"),
         ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/1.jpg": "JPEG", "b/link.jpg": None}, "links"),
         ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/inner.zip": "ZIP"}, "nested archives"),
-        ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/1.jpg": "JPEG", "b/notes.jpg": b"just text"}, "not an image"),
+        (
+            {"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/1.jpg": "JPEG", "b/notes.jpg": b"just text"},
+            "not an image",
+        ),
         ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG"}, "two class folders"),
         ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/1.jpg": "JPEG"}, "too few in: b"),
-        ({"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/c/1.jpg": "JPEG", "d/1.jpg": "JPEG"}, "nested folders"),
+        (
+            {"a/1.jpg": "JPEG", "a/2.jpg": "JPEG", "b/c/1.jpg": "JPEG", "d/1.jpg": "JPEG"},
+            "nested folders",
+        ),
     ],
 )
 def test_hostile_or_malformed_archives_are_refused_with_the_reason(entries, reason):
     jpeg = badimages.jpeg((8, 8))
     inner = zip_of({"x/1.jpg": jpeg}).getvalue()
-    resolved = {name: {"JPEG": jpeg, "ZIP": inner}.get(data, data) if isinstance(data, str) else data for name, data in entries.items()}
+    resolved = {
+        name: {"JPEG": jpeg, "ZIP": inner}.get(data, data) if isinstance(data, str) else data
+        for name, data in entries.items()
+    }
     with pytest.raises(InvalidArchive, match=reason):
         inspect_archive(zip_of(resolved))
 
@@ -97,7 +112,9 @@ def test_size_entry_count_and_zip_bombs_are_capped(settings, colours):
     settings.TRAINING_ZIP_MAX_BYTES = 10**8
     bomb = b"\xff\xd8\xff" + bytes(5 * 2**20)
     with pytest.raises(InvalidArchive, match="zip bomb"):
-        inspect_archive(zip_of({"a/1.jpg": bomb, "a/2.jpg": bomb, "b/1.jpg": bomb, "b/2.jpg": bomb}))
+        inspect_archive(
+            zip_of({"a/1.jpg": bomb, "a/2.jpg": bomb, "b/1.jpg": bomb, "b/2.jpg": bomb})
+        )
     with pytest.raises(InvalidArchive, match="not a zip"):
         inspect_archive(io.BytesIO(b"PK but not really"))
 
@@ -121,7 +138,9 @@ def test_only_staff_can_start_training(client, alice):
 
 
 def test_a_bad_zip_is_refused_in_the_form_and_nothing_is_queued(admin_client):
-    upload = SimpleUploadedFile("x.zip", zip_of({"a/1.jpg": badimages.jpeg((8, 8)), "../b/1.jpg": b"x"}).getvalue())
+    upload = SimpleUploadedFile(
+        "x.zip", zip_of({"a/1.jpg": badimages.jpeg((8, 8)), "../b/1.jpg": b"x"}).getvalue()
+    )
     response = start_training(admin_client, upload, name="pets")
     assert response.status_code == 200
     assert "paths may not contain" in response.content.decode()
@@ -141,7 +160,9 @@ def test_a_job_that_cannot_be_queued_keeps_nothing_and_says_so(admin_client, set
     assert not [path for path in stored.rglob("*") if path.is_file()]  # the zip was removed again
 
 
-def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, active_model, colours):
+def test_admin_training_job_trains_publishes_activates_and_serves(
+    admin_client, active_model, colours
+):
     upload = SimpleUploadedFile("colours.zip", folder_zip(colours, "colours").getvalue())
     response = start_training(admin_client, upload, head_epochs=2, activate_when_done="on")
     job = TrainingJob.objects.get()
@@ -154,18 +175,25 @@ def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, 
     job.refresh_from_db()
     assert job.status == "done", job.error
     assert job.heartbeat_at > job.started_at  # every phase and epoch is a sign of life
-    assert [entry["phase"] for entry in job.history][:1] == ["head"] and job.history[-1]["phase"] == "fine-tune"
+    assert [entry["phase"] for entry in job.history][:1] == ["head"] and job.history[-1][
+        "phase"
+    ] == "fine-tune"
     version = ModelVersion.active()
     assert version == job.model_version and version.name == "colours"
     assert version.architecture == "transfer:imageclass"
     assert "misclassified.npz" in version.report_keys
     progress = admin_client.get(reverse("admin:mltrain_trainingjob_progress", args=[job.pk])).json()
     assert progress["status"] == "done" and progress["model_version"] == str(version)
-    assert admin_client.get(reverse("admin:mltrain_trainingjob_change", args=[job.pk])).status_code == 200
+    assert (
+        admin_client.get(reverse("admin:mltrain_trainingjob_change", args=[job.pk])).status_code
+        == 200
+    )
 
     from classifier import inference
 
-    pixels = np.stack([np.full((32, 32, 3), colour, np.uint8) for colour in ((30, 60, 220), (220, 40, 40))])
+    pixels = np.stack(
+        [np.full((32, 32, 3), colour, np.uint8) for colour in ((30, 60, 220), (220, 40, 40))]
+    )
     version_used, model = inference.serving_model()
     assert version_used.class_names == ["blue", "green", "red"]
     assert model(pixels).shape == (2, 3)
@@ -174,7 +202,11 @@ def test_admin_training_job_trains_publishes_activates_and_serves(admin_client, 
 def test_a_failed_job_says_why_and_can_be_retried(admin_client, db, colours, settings):
     from django.core.files.storage import storages
 
-    job = TrainingJob.objects.create(name="x", dataset_key="training-data/missing.zip", config={"backbone": "imageclass", "weights": "active"})
+    job = TrainingJob.objects.create(
+        name="x",
+        dataset_key="training-data/missing.zip",
+        config={"backbone": "imageclass", "weights": "active"},
+    )
     train_model(str(job.pk))
     job.refresh_from_db()
     assert job.status == "failed" and "no model is active" in job.error
@@ -193,8 +225,12 @@ def test_a_job_whose_worker_died_is_failed_by_the_sweep_and_can_be_retried(db, s
 
     settings.TRAINING_STALE_AFTER = 3600
     now = timezone.now()
-    alive = TrainingJob.objects.create(name="alive", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=59))
-    dead = TrainingJob.objects.create(name="dead", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=61))
+    alive = TrainingJob.objects.create(
+        name="alive", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=59)
+    )
+    dead = TrainingJob.objects.create(
+        name="dead", dataset_key="k", status="running", heartbeat_at=now - timedelta(minutes=61)
+    )
     assert sweep_abandoned_jobs() == 1
     alive.refresh_from_db()
     dead.refresh_from_db()
@@ -214,8 +250,13 @@ def test_the_sweep_runs_on_the_inference_queue_and_training_on_its_own():
 
 def test_encrypted_or_corrupt_members_are_refused_not_crashed_on():
     jpeg = badimages.jpeg((8, 8))
-    plain = bytearray(zip_of({"a/1.jpg": jpeg, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue())
-    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+    plain = bytearray(
+        zip_of({"a/1.jpg": jpeg, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue()
+    )
+    for signature, flag_offset in (
+        (b"PK\x03\x04", 6),
+        (b"PK\x01\x02", 8),
+    ):  # local and central headers
         start = 0
         while (start := plain.find(signature, start)) >= 0:
             plain[start + flag_offset] |= 0x1  # "encrypted": reading it needs a password
@@ -223,7 +264,9 @@ def test_encrypted_or_corrupt_members_are_refused_not_crashed_on():
     encrypted = io.BytesIO(bytes(plain))
     with pytest.raises(InvalidArchive, match="unsupported feature"):
         inspect_archive(encrypted)
-    corrupt = bytearray(zip_of({"a/1.jpg": jpeg * 50, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue())
+    corrupt = bytearray(
+        zip_of({"a/1.jpg": jpeg * 50, "a/2.jpg": jpeg, "b/1.jpg": jpeg, "b/2.jpg": jpeg}).getvalue()
+    )
     corrupt[40:60] = bytes(20)  # inside the first member's compressed data
     with pytest.raises(InvalidArchive):
         inspect_archive(io.BytesIO(bytes(corrupt)))

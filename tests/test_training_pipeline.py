@@ -19,10 +19,15 @@ def views(image, translate):
     image that `augment` may give, with the crop."""
     side = image.shape[0]
     for mirrored, source in ((False, image), (True, image[:, ::-1])):
-        padded = np.pad(source, ((translate, translate), (translate, translate), (0, 0)), mode="reflect")
+        padded = np.pad(
+            source, ((translate, translate), (translate, translate), (0, 0)), mode="reflect"
+        )
         for down in range(2 * translate + 1):
             for right in range(2 * translate + 1):
-                yield (mirrored, down - translate, right - translate), padded[down : down + side, right : right + side]
+                yield (
+                    (mirrored, down - translate, right - translate),
+                    padded[down : down + side, right : right + side],
+                )
 
 
 def test_augment_shifts_by_at_most_translate_and_mirrors():
@@ -70,8 +75,12 @@ def test_training_batches_are_full_shuffled_anew_each_epoch_and_seeded():
     batches.on_epoch_end()
     assert not np.array_equal(batches.order, order0)
     same = training.training_pipeline(dataset(), batch_size=4, seed=7)
-    np.testing.assert_array_equal(same[0][0], training.training_pipeline(dataset(), batch_size=4, seed=7)[0][0])
-    assert not np.array_equal(same[0][0], training.training_pipeline(dataset(), batch_size=4, seed=8)[0][0])
+    np.testing.assert_array_equal(
+        same[0][0], training.training_pipeline(dataset(), batch_size=4, seed=7)[0][0]
+    )
+    assert not np.array_equal(
+        same[0][0], training.training_pipeline(dataset(), batch_size=4, seed=8)[0][0]
+    )
 
 
 def test_evaluation_batches_cover_every_image_in_order_unchanged():
@@ -84,7 +93,9 @@ def test_evaluation_batches_cover_every_image_in_order_unchanged():
 
 def test_cutout_fills_with_the_mean_pixel():
     data = dataset()
-    batches = training.training_pipeline(data, batch_size=4, seed=0, translate_fraction=0, cutout_fraction=0.25)
+    batches = training.training_pipeline(
+        data, batch_size=4, seed=0, translate_fraction=0, cutout_fraction=0.25
+    )
     assert batches.cutout == 2 and batches.translate == 0
     np.testing.assert_array_equal(batches.fill, data.images.reshape(-1, 3).mean(axis=0).round())
 
@@ -94,8 +105,10 @@ def test_deeper_groups_have_a_residual_connection():
     hp.Fixed("convs_per_group", 3)
     deep = architectures.build_whitened_convnet(hp)
     assert [layer.name for layer in deep.layers if isinstance(layer, keras.layers.Add)] == [
-        "group1_residual", "group2_residual", "group3_residual",
-    ]  # fmt: skip
+        "group1_residual",
+        "group2_residual",
+        "group3_residual",
+    ]
     shallow = architectures.build_whitened_convnet()
     assert not any(isinstance(layer, keras.layers.Add) for layer in shallow.layers)
 
@@ -116,17 +129,28 @@ def test_the_int8_verdict_says_it_was_not_checked_without_tensorflow(monkeypatch
     assert verdict["passed"] is False and verdict["reason"].startswith("not checked")
 
 
-@pytest.mark.parametrize("fractions, text", [
-    ({}, "random-crop (2 px) and flip augmentation"),  # a run from before the settings were recorded
-    ({"translate_fraction": 0.125, "cutout_fraction": 0.375}, "random-crop (4 px), flip and cutout (12 px) augmentation"),
-    ({"translate_fraction": 0.0}, "flip augmentation"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fractions, text",
+    [
+        (
+            {},
+            "random-crop (2 px) and flip augmentation",
+        ),  # a run from before the settings were recorded
+        (
+            {"translate_fraction": 0.125, "cutout_fraction": 0.375},
+            "random-crop (4 px), flip and cutout (12 px) augmentation",
+        ),
+        ({"translate_fraction": 0.0}, "flip augmentation"),
+    ],
+)
 def test_the_model_card_names_the_augmentation_the_batches_used(fractions, text):
     assert report.augmentation(fractions, 32) == text
     side32 = Dataset(pixels(4, side=32), np.zeros(4, dtype=int), ["one"])
     batches = training.training_pipeline(side32, 4, 0, **fractions)
     translate, cutout = batches.translate, batches.cutout
-    assert (f"random-crop ({translate} px)" in text) == bool(translate) and (f"cutout ({cutout} px)" in text) == bool(cutout)
+    assert (f"random-crop ({translate} px)" in text) == bool(translate) and (
+        f"cutout ({cutout} px)" in text
+    ) == bool(cutout)
 
 
 def test_hardware_names_the_machine():

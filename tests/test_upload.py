@@ -26,7 +26,9 @@ def test_home_shows_the_form_and_the_active_model(client, active_model):
     assert "tiny v1" in page and "blue" in page and "50.0% accuracy" in page
 
 
-def test_anonymous_visitor_classifies_one_image_visible_only_in_their_session(client, active_model, db):
+def test_anonymous_visitor_classifies_one_image_visible_only_in_their_session(
+    client, active_model, db
+):
     response = client.post(reverse("home"), {"images": upload("cat.jpg", badimages.jpeg())})
     assert response.status_code == 302
     job = Classification.objects.get()
@@ -43,7 +45,8 @@ def test_anonymous_visitor_classifies_one_image_visible_only_in_their_session(cl
 
 def test_anonymous_visitors_send_one_image_at_a_time(client, db):
     response = client.post(
-        reverse("home"), {"images": [upload("a.jpg", badimages.jpeg()), upload("b.jpg", badimages.jpeg())]}
+        reverse("home"),
+        {"images": [upload("a.jpg", badimages.jpeg()), upload("b.jpg", badimages.jpeg())]},
     )
     assert response.status_code == 400
     assert "Log in to classify several images at once." in response.content.decode()
@@ -128,7 +131,9 @@ def test_path_separators_in_filenames_are_dropped(alice_client):
 
 
 def test_url_to_an_internal_address_is_refused_next_to_the_field(alice_client):
-    response = alice_client.post(reverse("home"), {"image_url": "http://169.254.169.254/latest/meta-data/"})
+    response = alice_client.post(
+        reverse("home"), {"image_url": "http://169.254.169.254/latest/meta-data/"}
+    )
     assert response.status_code == 400
     assert "private or local network address" in response.content.decode()
     assert not Classification.objects.exists()

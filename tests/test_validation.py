@@ -42,7 +42,16 @@ def test_size_cap(settings):
         (badimages.encode(badimages.photo(), "WEBP"), "WEBP", (64, 48)),
         (badimages.encode(badimages.photo(), "BMP"), "BMP", (64, 48)),
     ],
-    ids=["jpeg", "exif-rotated", "cmyk", "16-bit-png", "palette-alpha", "animated-gif", "webp", "bmp"],
+    ids=[
+        "jpeg",
+        "exif-rotated",
+        "cmyk",
+        "16-bit-png",
+        "palette-alpha",
+        "animated-gif",
+        "webp",
+        "bmp",
+    ],
 )
 def test_accepted_images_report_format_size_and_digest(data, format, size):
     info = inspect_image(data)

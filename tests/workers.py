@@ -25,11 +25,27 @@ def start_worker(log_path, beat=False, **env):
     }
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imageclass", "worker", "--loglevel", "INFO",
-         "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle",
-         *(["--beat", "--schedule", str(log_path.with_suffix(".beat"))] if beat else [])],
-        env=environment, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imageclass",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+            *(["--beat", "--schedule", str(log_path.with_suffix(".beat"))] if beat else []),
+        ],
+        env=environment,
+        cwd=settings.BASE_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while "ready." not in log_path.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -43,10 +59,23 @@ def start_scheduler(log_path, **env):
     """Celery beat on its own (the periodic sweep for stuck jobs), as the compose stack runs it."""
     environment = {**os.environ, "MONGODB_NAME": connection.settings_dict["NAME"], **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imageclass", "beat", "--loglevel", "INFO",
-         "--schedule", str(log_path.with_suffix(".schedule"))],
-        env=environment, cwd=settings.BASE_DIR, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imageclass",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(log_path.with_suffix(".schedule")),
+        ],
+        env=environment,
+        cwd=settings.BASE_DIR,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def kill_hard(process):

@@ -14,7 +14,9 @@ def image_paths(arguments: list[str]) -> list[str]:
         path = Path(argument)
         if path.is_dir():
             paths += sorted(
-                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                str(p)
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
         elif path.is_file():
             paths.append(argument)
@@ -29,7 +31,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", help="image files or folders")
         parser.add_argument("--json", action="store_true", help="one JSON line per file")
-        parser.add_argument("--top", type=int, default=3, help="how many labels per file (default 3)")
+        parser.add_argument(
+            "--top", type=int, default=3, help="how many labels per file (default 3)"
+        )
         parser.add_argument(
             "--model-version",
             help="a model version instead of the active one: its id, or a name (e.g. imagenet-1k) for that "
@@ -43,7 +47,9 @@ class Command(BaseCommand):
         model_version = ModelVersion.find(reference) if reference else ModelVersion.active()
         if model_version is None:
             raise CommandError(
-                f"no model version {reference!r}" if reference else "no model version: publish one with `manage.py publish RUN --activate`"
+                f"no model version {reference!r}"
+                if reference
+                else "no model version: publish one with `manage.py publish RUN --activate`"
             )
         files = image_paths(paths)
         if not options["json"]:
@@ -55,12 +61,19 @@ class Command(BaseCommand):
                 continue
             best = predictions[0]
             if options["json"]:
-                line = {"file": path, "top_label": best["label"], "top_probability": best["probability"],
-                        "predictions": predictions}  # fmt: skip
+                line = {
+                    "file": path,
+                    "top_label": best["label"],
+                    "top_probability": best["probability"],
+                    "predictions": predictions,
+                }
                 self.stdout.write(json.dumps(line))
             else:
                 others = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in predictions[1:])
-                self.stdout.write(f"{path}: {best['label']} {best['probability']:.1%}" + (f" ({others})" if others else ""))
+                self.stdout.write(
+                    f"{path}: {best['label']} {best['probability']:.1%}"
+                    + (f" ({others})" if others else "")
+                )
         if failures:
             raise CommandError(f"{failures} file(s) could not be classified")
 

@@ -13,8 +13,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--data", default="shared-cifar10", help="image folder, or 'shared-cifar10'")
-        parser.add_argument("--model", type=Path, help="a model.keras file (default: the active version)")
+        parser.add_argument(
+            "--data", default="shared-cifar10", help="image folder, or 'shared-cifar10'"
+        )
+        parser.add_argument(
+            "--model", type=Path, help="a model.keras file (default: the active version)"
+        )
         parser.add_argument(
             "--split",
             choices=("all", "validation"),
@@ -23,7 +27,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--validation-fraction", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--output", type=Path, help="folder for metrics.json and confusion_matrix.png")
+        parser.add_argument(
+            "--output", type=Path, help="folder for metrics.json and confusion_matrix.png"
+        )
 
     def handle(self, *args, **options):
         import keras
@@ -40,7 +46,9 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         if class_names and sorted(class_names) != sorted(dataset.class_names):
-            raise CommandError(f"the model knows {class_names}, the dataset has {dataset.class_names}")
+            raise CommandError(
+                f"the model knows {class_names}, the dataset has {dataset.class_names}"
+            )
         if class_names:
             # Map the dataset's folder order onto the model's output order.
             remap = [class_names.index(name) for name in dataset.class_names]
@@ -48,7 +56,9 @@ class Command(BaseCommand):
             dataset.class_names = list(class_names)
         split = options["split"] or ("validation" if options["data"] == SHARED_CIFAR10 else "all")
         if split == "validation":
-            _, validation = stratified_split(dataset.labels, options["validation_fraction"], options["seed"])
+            _, validation = stratified_split(
+                dataset.labels, options["validation_fraction"], options["seed"]
+            )
             dataset = dataset.subset(validation)
         metrics = evaluate(model, dataset)
         self.print_table(metrics)
@@ -74,7 +84,9 @@ class Command(BaseCommand):
         return keras.saving.load_model(local_artifact(version), compile=False), version.class_names
 
     def print_table(self, metrics):
-        self.stdout.write(f"images {metrics['images']}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
+        self.stdout.write(
+            f"images {metrics['images']}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}"
+        )
         self.stdout.write(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
         for name, row in metrics["per_class"].items():
             self.stdout.write(

@@ -20,11 +20,15 @@ class Command(BaseCommand):
             self.refresh_shipped_metrics(shipped)
         elif (shipped / "model.keras").exists():
             version = ModelVersion.publish(shipped, shipped.name, activate=True)
-            self.stdout.write(self.style.SUCCESS(f"published and activated the shipped model {version}"))
+            self.stdout.write(
+                self.style.SUCCESS(f"published and activated the shipped model {version}")
+            )
         else:
-            self.stdout.write(self.style.WARNING(
-                f"no shipped model in {shipped}: train one (`train`) and `publish RUN --activate`"
-            ))  # fmt: skip
+            self.stdout.write(
+                self.style.WARNING(
+                    f"no shipped model in {shipped}: train one (`train`) and `publish RUN --activate`"
+                )
+            )
         if settings.GENERAL_MODEL:
             self.register_general_model()
         self.stdout.write(f"active: {ModelVersion.active() or 'none'}")
@@ -35,8 +39,14 @@ class Command(BaseCommand):
         if ModelVersion.objects.filter(name=general_model.NAME).exists():
             return
         self.stdout.write(f"building the general model {general_model.NAME} (once per machine) ...")
-        version = ModelVersion.publish(general_model.run_folder(), general_model.NAME, activate=not ModelVersion.active_pk())
-        self.stdout.write(self.style.SUCCESS(f"registered the general model {version} ({len(version.class_names)} classes)"))
+        version = ModelVersion.publish(
+            general_model.run_folder(), general_model.NAME, activate=not ModelVersion.active_pk()
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"registered the general model {version} ({len(version.class_names)} classes)"
+            )
+        )
 
     def refresh_shipped_metrics(self, shipped):
         """A version of the shipped artifact registered before its report recorded what it has

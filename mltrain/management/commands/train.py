@@ -25,14 +25,23 @@ class Command(BaseCommand):
             help="an image-folder path (<root>/<class>/<image>), 'shared-cifar10' (the shared "
             "JPEG archive, unpacked into var/datasets) or 'keras-cifar10' (downloads)",
         )
-        parser.add_argument("--image-size", type=int, default=32, help="square input size in pixels")
-        parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+        parser.add_argument(
+            "--image-size", type=int, default=32, help="square input size in pixels"
+        )
+        parser.add_argument(
+            "--validation-fraction", type=float, default=defaults.validation_fraction
+        )
         parser.add_argument("--seed", type=int, default=defaults.seed)
-        parser.add_argument("--limit", type=int, help="use only this many training images (quick runs)")
+        parser.add_argument(
+            "--limit", type=int, help="use only this many training images (quick runs)"
+        )
         parser.add_argument("--peak-learning-rate", type=float, default=defaults.peak_learning_rate)
         parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
         parser.add_argument(
-            "--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty on the kernels"
+            "--weight-decay",
+            type=float,
+            default=defaults.weight_decay,
+            help="L2 penalty on the kernels",
         )
         parser.add_argument(
             "--translate",
@@ -93,8 +102,8 @@ class Command(BaseCommand):
         import json
 
         from mltrain.architectures import fixed
-        from mltrain.datasets import stratified_sample, stratified_split
         from mltrain.data_sources import load_dataset
+        from mltrain.datasets import stratified_sample, stratified_split
         from mltrain.report import write_report
         from mltrain.training import TrainingConfig, train, worker_output
 
@@ -132,7 +141,9 @@ class Command(BaseCommand):
             dataset.labels, config.validation_fraction, config.seed
         )
         if options["limit"]:
-            train_index = stratified_sample(train_index, dataset.labels, options["limit"], config.seed)
+            train_index = stratified_sample(
+                train_index, dataset.labels, options["limit"], config.seed
+            )
         training_set, validation_set = dataset.subset(train_index), dataset.subset(validation_index)
         self.stdout.write(
             f"{config.architecture}: {len(training_set)} training / {len(validation_set)} "
@@ -143,6 +154,8 @@ class Command(BaseCommand):
         except ValueError as exc:  # a teacher that does not fit, a strategy the backend lacks
             raise CommandError(str(exc)) from exc
         report = write_report(output, model, validation_set)
-        self.stdout.write(self.style.SUCCESS(
-            f"validation accuracy {report['validation']['accuracy']:.4f}; model and report in {output}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"validation accuracy {report['validation']['accuracy']:.4f}; model and report in {output}"
+            )
+        )

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.text import smart_split, unescape_string_literal
+from django.views.decorators.http import require_POST
 
 from classifier import quality
 from classifier.models import Classification, Correction, ModelVersion, models_storage
@@ -34,6 +35,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "accuracy",
         "classes",
         "is_active",
+        "make_active",
         "created_at",
         "activated_at",
         "activated_by",
@@ -54,6 +56,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="classes")
     def classes(self, obj):
         return len(obj.class_names)
+
+    @admin.display(description="")
+    def make_active(self, obj):
+        """One click: the button posts the changelist's form (and its CSRF token) to `activate_one`."""
+        if obj.is_active:
+            return ""
+        url = reverse("admin:classifier_modelversion_activate", args=[obj.pk])
+        return format_html(
+            '<button type="submit" class="button" formaction="{}">Activate</button>', url
+        )
 
     @admin.display(description="report")
     def report(self, obj):
@@ -128,6 +140,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             ),
             path(
                 "<objectid:pk>/quality/", view(self.quality), name="classifier_modelversion_quality"
+            ),
+            path(
+                "<objectid:pk>/activate/",
+                view(require_POST(self.activate_one)),
+                name="classifier_modelversion_activate",
             ),
             path(
                 "<objectid:pk>/quality/<int:true>/<int:predicted>/",
@@ -208,6 +225,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         version.activate(request.user)
         self.log_change(request, version, f"Activated {version}")
         self.message_user(request, f"{version} is now the active model.")
+
+    def activate_one(self, request, pk):
+        version = ModelVersion.objects.filter(pk=pk).first()
+        if version is None or not self.has_change_permission(request, version):
+            raise Http404
+        self.activate(request, ModelVersion.objects.filter(pk=pk))
+        return redirect("admin:classifier_modelversion_changelist")
 
     def has_add_permission(self, request):
         return False  # versions come from `manage.py publish`

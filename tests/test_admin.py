@@ -147,6 +147,18 @@ def test_activate_and_roll_back_are_logged(admin_client, tmp_path):
     assert page.status_code == 200
 
 
+def test_one_click_on_a_versions_activate_button_makes_it_active(admin_client, tmp_path):
+    first = ModelVersion.publish(make_run_dir(tmp_path / "a"), "tiny", activate=True)
+    second = ModelVersion.publish(make_run_dir(tmp_path / "b"), "tiny")
+    activate = reverse("admin:classifier_modelversion_activate", args=[second.pk])
+    page = admin_client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
+    assert f'formaction="{activate}"' in page  # inside the changelist's form, with its CSRF token
+    assert admin_client.get(activate).status_code == 405
+    response = admin_client.post(activate)
+    assert response.status_code == 302 and ModelVersion.active() == second
+    assert not ModelVersion.objects.get(pk=first.pk).is_active
+
+
 def test_crossing_activations_leave_the_later_one_alone_active(db, tmp_path, monkeypatch):
     first = ModelVersion.publish(make_run_dir(tmp_path / "a"), "tiny", activate=True)
     second = ModelVersion.publish(make_run_dir(tmp_path / "b"), "tiny")

@@ -1,8 +1,6 @@
 """Real photos that installed packages ship (scikit-image's `skimage.data`, matplotlib's sample
 data): no download, the same on every machine. They check models where no labelled data is at
-hand: the general model's int8 copy, and how often a CIFAR-10 model says "none of these".
-
-Each photo carries what it shows and whether that is one of CIFAR-10's ten classes."""
+hand, such as the general model's int8 copy. Each photo carries what it shows."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +13,10 @@ from PIL import Image
 class Photo:
     name: str
     shows: str
-    cifar10: str = ""  # the CIFAR-10 class it shows, "" for none of them
 
 
 PHOTOS = (
-    Photo("chelsea", "a tabby cat", "cat"),
+    Photo("chelsea", "a tabby cat"),
     Photo("astronaut", "an astronaut's portrait"),
     Photo("coffee", "a cup of coffee"),
     Photo("rocket", "a rocket on its launch pad"),
@@ -56,12 +53,3 @@ def load(name: str) -> Image.Image:
         else getattr(skimage.data, name)()
     )
     return Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("RGB")
-
-
-def faces(count: int) -> np.ndarray:
-    """`count` of the 200 small grey faces (25x25) of Labeled Faces in the Wild that
-    scikit-image ships, as RGB: portraits, which a ten-class model calls cat or dog."""
-    import skimage.data
-
-    grey = np.asarray(skimage.data.lfw_subset()[:count] * 255, dtype=np.uint8)
-    return np.repeat(grey[..., None], 3, axis=-1)

@@ -212,29 +212,34 @@ def fine_tune_schedule(config: TransferConfig, train_size: int):
     return keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, decay_steps=steps)
 
 
+def phase_options(config, train: Dataset, output: Path, callbacks) -> dict:
+    """What every phase fits with: class weights, early stopping on validation loss (best epoch
+    kept), the epoch's wall time and history.csv, then the caller's callbacks."""
+    weights = (
+        class_weights(train.labels, len(train.class_names)) if config.balance_classes else None
+    )
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    history = keras.callbacks.CSVLogger(output / "history.csv", append=True)
+    return {
+        "class_weight": weights,
+        "verbose": 2,
+        "callbacks": [EpochWallTime(), stopping, history, *callbacks],
+    }
+
+
 def fit_phase(model, config, train, validation, output, name, epochs, initial_epoch, callbacks):
     """One phase, checkpointed under checkpoints/<name>; returns the epochs it ran."""
     if epochs <= 0:
         return 0
-    stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
-    )
+    checkpoints = keras.callbacks.BackupAndRestore(output / "checkpoints" / name)
     history = model.fit(
         training_pipeline(train, config.batch_size, config.seed),
         validation_data=evaluation_pipeline(validation, config.batch_size),
         initial_epoch=initial_epoch,
         epochs=initial_epoch + epochs,
-        class_weight=class_weights(train.labels, len(train.class_names))
-        if config.balance_classes
-        else None,
-        verbose=2,
-        callbacks=[
-            EpochWallTime(),
-            stopping,
-            keras.callbacks.CSVLogger(output / "history.csv", append=True),
-            keras.callbacks.BackupAndRestore(output / "checkpoints" / name),
-            *callbacks,
-        ],
+        **phase_options(config, train, output, [checkpoints, *callbacks]),
     )
     return len(history.epoch)
 
@@ -298,19 +303,8 @@ def fit_head_on_features(
         batch_size=config.batch_size,
         epochs=config.head_epochs,
         validation_data=(features["validation"], validation.labels),
-        class_weight=class_weights(train.labels, len(train.class_names))
-        if config.balance_classes
-        else None,
         shuffle=True,
-        verbose=2,
-        callbacks=[
-            EpochWallTime(),
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            ),
-            keras.callbacks.CSVLogger(output / "history.csv", append=True),
-            *callbacks,
-        ],
+        **phase_options(config, train, output, callbacks),
     )
     model.get_layer("probabilities").set_weights(head.get_layer("probabilities").get_weights())
     return len(history.epoch)

@@ -29,6 +29,7 @@ TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Any manage.py command against the embedded database, e.g. make manage ARGS=createsuperuser

@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -52,8 +53,6 @@ class Share(models.Model):
     @classmethod
     def grant(cls, owner, username: str) -> "Share":
         """Raises ValidationError with a message for the owner when the grant cannot be made."""
-        from django.core.exceptions import ValidationError
-
         grantee = User.objects.filter(username__iexact=username.strip(), is_active=True).first()
         if grantee is None:
             raise ValidationError("There is no user with that username.")

@@ -76,12 +76,12 @@ def check_images(run: dict, count: int):
     model without a validation split (the general model), views of the package photos."""
     if "validation_fraction" not in run.get("config", {}):
         from mltrain.general_model import views
-        from mltrain.package_photos import PHOTOS, load
+        from mltrain.keras.package_photos import PHOTOS, load
 
         size = tuple(run["input_shape"][:2])
         return np.stack([view for photo in PHOTOS for view in views(load(photo.name), size)]), None
     from mltrain.data_sources import load_dataset
-    from mltrain.datasets import stratified_split
+    from mltrain.keras.datasets import stratified_split
 
     dataset = load_dataset("shared-cifar10", tuple(run["input_shape"][:2]))
     _, validation = stratified_split(
@@ -95,7 +95,7 @@ def model_paths(path: Path) -> tuple[dict, np.ndarray, np.ndarray | None, float]
     """The ways to run one model file, its check images and labels, and its GFLOP per image."""
     import keras
 
-    from classifier.runtime import KerasRunner, litert_runner, runner_for
+    from classifier.serving.runtime import KerasRunner, litert_runner, runner_for
 
     run = json.loads((path.parent / "training.json").read_text())
     model = keras.saving.load_model(path, compile=False)
@@ -156,8 +156,8 @@ def main():
     django.setup()
     import keras
 
-    from classifier.runtime import litert_runner
-    from mltrain import architectures
+    from classifier.serving.runtime import litert_runner
+    from mltrain.keras import architectures
 
     files = args.model or [ROOT / "mltrain" / "shipped" / "cifar10" / "model.keras"]
     names = [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files]

@@ -30,16 +30,11 @@ def main():
     import keras
     from django.conf import settings
 
-    from mltrain.architectures import fixed
     from mltrain.data_sources import load_dataset
-    from mltrain.datasets import stratified_sample
-    from mltrain.training import (
-        TrainingConfig,
-        build,
-        configure_devices,
-        one_hot,
-        total_steps,
-    )
+    from mltrain.keras.architectures import fixed
+    from mltrain.keras.datasets import stratified_sample
+    from mltrain.keras.hardware import configure_devices
+    from mltrain.keras.training import TrainingConfig, build, one_hot, total_steps
 
     dataset = load_dataset("shared-cifar10", (32, 32))
     chosen = stratified_sample(np.arange(len(dataset)), dataset.labels, args.images, seed=0)

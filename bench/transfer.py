@@ -41,7 +41,7 @@ SCRATCH_EPOCHS, SCRATCH_EPOCH_IMAGES = 10, 1000
 def shipped_validation_split():
     """The shipped network's validation images (32 px), split into held-out and k-shot pool."""
     from mltrain.data_sources import load_dataset
-    from mltrain.datasets import stratified_split
+    from mltrain.keras.datasets import stratified_split
 
     run = json.loads((SHIPPED / "training.json").read_text())
     dataset = load_dataset("shared-cifar10", (32, 32))
@@ -72,7 +72,7 @@ def resized(dataset, side: int):
     from PIL import Image
 
     from classifier.preprocessing import prepare_image
-    from mltrain.datasets import Dataset
+    from mltrain.keras.datasets import Dataset
 
     images = np.stack(
         [prepare_image(Image.fromarray(image), (side, side)) for image in dataset.images]
@@ -97,9 +97,10 @@ def main():
     django.setup()
     import keras
 
-    from mltrain.report import evaluate
-    from mltrain.training import TrainingConfig, hardware, train
-    from mltrain.transfer import TransferConfig, train_transfer
+    from mltrain.keras.hardware import hardware
+    from mltrain.keras.report import evaluate
+    from mltrain.keras.training import TrainingConfig, train
+    from mltrain.keras.transfer import TransferConfig, train_transfer
 
     held_out, pool = shipped_validation_split()
     held_out_lite = resized(held_out, args.lite_size)

@@ -16,13 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Share
-from classifier import history, notify
+from classifier import access, dispatch, history, notify
 from classifier.forms import UploadForm
 from classifier.history import HistoryFilter
-from classifier.models import Classification, ModelVersion, ServiceUnavailable
-from classifier.views import heatmap_response, image_response, visible_classification
+from classifier.models import Classification, ModelVersion
 from imageclass import api_examples as examples
-from imageclass.middleware import RETRY_AFTER_SECONDS
+from imageclass.middleware import RETRY_AFTER_SECONDS, ServiceUnavailable
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -71,9 +70,8 @@ class ClassificationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, obj):
         """What the declared fields render, written out: DRF binds a deep copy of every
-        declared field for each result it serializes, which was 8% of the web's CPU under
-        load (serializing, 12%). The declarations stay for the schema; a test holds the two
-        equal."""
+        declared field for each result it serializes, a large share of the web's CPU under
+        load. The declarations stay for the schema; a test holds the two equal."""
         return {
             "id": str(obj.pk),
             "status": obj.status,
@@ -103,8 +101,7 @@ class ClassificationSerializer(serializers.ModelSerializer):
     def datetime_field(self) -> serializers.DateTimeField:
         """A datetime field bound to the request's time zone, found once for all the results
         one serializer renders: DRF's field looks it up for every datetime, through Django's
-        context-local store (3.6% of a web worker's samples under load; a page of 25 renders
-        in 0.31 ms instead of 0.34 in one thread)."""
+        context-local store, a visible share of a web worker's time under load."""
         return serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
 
     def get_image_url(self, obj) -> str:
@@ -114,7 +111,7 @@ class ClassificationSerializer(serializers.ModelSerializer):
     @cached_property
     def image_url_around_id(self) -> tuple[str, str]:
         """An image URL's text before and after the result's id, found once for all the
-        results one serializer renders: reversing a URL for each cost 0.17 ms, 4 ms a page."""
+        results one serializer renders: reversing a URL for each was a page's largest cost."""
         marker = "0" * 24  # an ObjectId's length, so the URL pattern accepts it
         url = self.context["request"].build_absolute_uri(
             reverse("api:classification-image", args=[marker])
@@ -281,7 +278,7 @@ class ClassificationListView(APIView):
             return Response(form_errors(form), status=status.HTTP_400_BAD_REQUEST)
         (data, fields), *_ = form.submissions()
         try:
-            classification = Classification.submit(data, owner=request.user, **fields)
+            classification = dispatch.submit(data, owner=request.user, **fields)
         except ServiceUnavailable as exc:
             return Response(
                 {"detail": str(exc)},
@@ -310,7 +307,7 @@ class ClassificationDetailView(APIView):
         examples=examples.DETAIL,
     )
     def get(self, request, pk):
-        classification = visible_classification(request, pk)
+        classification = access.visible_classification(request, pk)
         wait = wait_seconds(request, default=settings.API_POLL_WAIT)
         if wait and not classification.is_finished and wait_for_end(classification.pk, wait):
             classification = Classification.by_pk(classification.pk)
@@ -318,8 +315,8 @@ class ClassificationDetailView(APIView):
 
     @extend_schema(responses={204: None}, summary="Delete a result and its image")
     def delete(self, request, pk):
-        classification = visible_classification(request, pk)
-        if not classification.can_delete(request):
+        classification = access.visible_classification(request, pk)
+        if not access.is_owner(request, classification):
             raise Http404
         classification.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -330,8 +327,8 @@ class ClassificationImageView(APIView):
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="The uploaded image")
     def get(self, request, pk):
-        classification = visible_classification(request, pk)
-        return image_response(classification)
+        classification = access.visible_classification(request, pk)
+        return access.image_response(classification)
 
 
 class ClassificationHeatmapView(APIView):
@@ -354,7 +351,7 @@ class ClassificationHeatmapView(APIView):
         "the JPEG overlay. 409 when the result is unfinished or failed, or no heatmap can be made.",
     )
     def get(self, request, pk):
-        return heatmap_response(visible_classification(request, pk))
+        return access.heatmap_response(access.visible_classification(request, pk))
 
 
 class FeedbackSerializer(serializers.Serializer):
@@ -367,8 +364,8 @@ class ClassificationFeedbackView(APIView):
     throttle_scope = "read"  # a small write, as cheap as a read
 
     def owned(self, request, pk):
-        classification = visible_classification(request, pk)
-        if not classification.can_correct(request):
+        classification = access.visible_classification(request, pk)
+        if not access.is_owner(request, classification):
             raise Http404
         return classification
 

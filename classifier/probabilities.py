@@ -1,5 +1,5 @@
 """What serving does to a model's probabilities before anyone sees them: temperature scaling
-with the version's fitted temperature (mltrain.calibration fits it). NumPy only: the web process
+with the version's fitted temperature (mltrain.keras.calibration fits it). NumPy only: the web process
 imports this too."""
 
 import numpy as np

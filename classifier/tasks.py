@@ -21,8 +21,12 @@ from django.utils import timezone
 from PIL import UnidentifiedImageError
 from pymongo.errors import PyMongoError
 
-from classifier import batching
+from classifier import batching, files
 from classifier.models import Classification
+from classifier.preprocessing import decode_image, prepare_image
+from classifier.serving import inference
+from classifier.serving.explain import explain as grad_cam
+from classifier.serving.inference import ArtifactError, NoActiveModel, serving_model
 from imageclass.storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,9 @@ def milliseconds(seconds: float) -> float:
 
 def read_and_decode(job: Classification, input_size):
     """The job's image, its model input and the timings of getting them."""
-    from classifier.preprocessing import decode_image, prepare_image
-
     started = time.perf_counter()
     try:
-        data = job.read_image()
+        data = files.read_image(job)
     except FileNotFoundError:
         raise
     except STORAGE_ERRORS as exc:
@@ -73,8 +75,6 @@ def read_and_decode(job: Classification, input_size):
 def run_inference(jobs: list[Classification]) -> dict:
     """Classify `jobs` with one call of the model. Returns {job pk: exception} for the jobs
     that did not finish; a model that cannot be loaded raises for all of them."""
-    from classifier import inference
-
     started = time.perf_counter()
     version, model = inference.serving_model()
     model_ms = milliseconds(time.perf_counter() - started)
@@ -96,7 +96,7 @@ def run_inference(jobs: list[Classification]) -> dict:
             sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1
         )
         try:
-            thumbnail_key = job.thumbnail_key or job.store_thumbnail(image)
+            thumbnail_key = job.thumbnail_key or files.store_thumbnail(job, image)
         except STORAGE_ERRORS as exc:
             errors[job.pk] = TransientError(f"storage: {exc}")
             continue
@@ -178,16 +178,12 @@ def recover_after_restart(sender, **kwargs):
 def preload_model(**kwargs):
     """Load the active model in each worker process right after fork, so the first job does
     not wait for it (TensorFlow state must not be shared across a fork)."""
-    from classifier.inference import serving_model
-
     if not settings.PRELOAD_MODEL:
         return
     try:
         version, _ = serving_model()
         log.info("worker process ready with %s", version)
-    except (
-        Exception
-    ) as exc:  # a worker without a model still starts; jobs then fail with the reason
+    except Exception as exc:  # a worker without a model still starts; its jobs fail saying why
         log.warning("no model preloaded: %s", exc)
 
 
@@ -201,8 +197,6 @@ def preload_model(**kwargs):
 def classify(self, classification_id: str):
     """Classify this message's job, if it still waits (or its worker died), together with
     the jobs announced since the last batch took its own."""
-    from classifier.inference import ArtifactError, NoActiveModel
-
     try:
         job = claimed_job(classification_id, self.request.hostname or "")
     except PyMongoError as exc:
@@ -279,10 +273,6 @@ def claimed_job(classification_id: str, worker: str = "") -> Classification | No
 def explain(classification_id: str):
     """Make and store the Grad-CAM overlay of a finished result's top class, with the model
     version that produced it. Safe to run twice: the first stored overlay is kept."""
-    from classifier.explain import explain as grad_cam
-    from classifier.inference import ArtifactError
-    from classifier.preprocessing import decode_image, prepare_image
-
     job = Classification.objects.filter(pk=classification_id).first()
     if job is None or job.heatmap_key or job.status != Status.DONE:
         return
@@ -294,12 +284,12 @@ def explain(classification_id: str):
         )
         return
     try:
-        image = decode_image(io.BytesIO(job.read_image()))
+        image = decode_image(io.BytesIO(files.read_image(job)))
         overlay = grad_cam(version, image, prepare_image(image, version.input_size), job.top_label)
     except (FileNotFoundError, ArtifactError, ValueError) as exc:
         job.transition({"heatmap_key": ""}, heatmap_error=f"No heatmap can be made: {exc}"[:500])
         return
-    job.store_heatmap(overlay)
+    files.store_heatmap(job, overlay)
 
 
 @shared_task(ignore_result=True)

@@ -2,38 +2,19 @@ from bson import ObjectId
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.core.files.storage import storages
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Share
-from classifier import history
+from classifier import access, dispatch, history
 from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
-from classifier.models import Classification, ModelVersion, ServiceUnavailable
+from classifier.models import Classification, ModelVersion
 from classifier.validation import ALLOWED_FORMATS
-from imageclass.middleware import RETRY_AFTER_SECONDS
-from imageclass.storage import STORAGE_ERRORS
-
-
-def visible_classification(request, pk) -> Classification:
-    """The classification if the requester may see it; 404 otherwise, whether it exists or not."""
-    try:
-        classification = Classification.by_pk(pk)
-    except (
-        Classification.DoesNotExist,
-        ValidationError,
-        ValueError,
-        TypeError,
-    ):  # an id that is no ObjectId too
-        raise Http404 from None
-    if not classification.can_view(request):
-        raise Http404
-    return classification
+from imageclass.middleware import RETRY_AFTER_SECONDS, ServiceUnavailable
 
 
 def history_page(request, owner, *, read_only):
@@ -105,8 +86,8 @@ def delete_many(request):
 @login_required
 @require_POST
 def delete_one(request, pk):
-    classification = visible_classification(request, pk)
-    if not classification.can_delete(request):
+    classification = access.visible_classification(request, pk)
+    if not access.is_owner(request, classification):
         raise Http404
     classification.delete()
     messages.success(request, "The result and its image were deleted.")
@@ -116,8 +97,8 @@ def delete_one(request, pk):
 @require_POST
 def feedback(request, pk):
     """The owner says the model was wrong and gives the right label (or takes it back)."""
-    classification = visible_classification(request, pk)
-    if not classification.can_correct(request):
+    classification = access.visible_classification(request, pk)
+    if not access.is_owner(request, classification):
         raise Http404
     try:
         classification.correct(None if "clear" in request.POST else request.POST.get("label", ""))
@@ -167,7 +148,7 @@ def home(request):
         try:
             for data, fields in form.submissions():
                 created.append(
-                    Classification.submit(
+                    dispatch.submit(
                         data, owner=owner, session_key=request.session.session_key, **fields
                     )
                 )
@@ -202,15 +183,15 @@ def home_context(form, created=()):
 
 @require_GET
 def result(request, pk):
-    classification = visible_classification(request, pk)
+    classification = access.visible_classification(request, pk)
     return render(
         request,
         "classifier/result.html",
         {
             "c": classification,
             "payload": classification.status_payload(),
-            "can_delete": classification.can_delete(request),
-            "can_correct": classification.can_correct(request),
+            "can_delete": access.is_owner(request, classification),
+            "can_correct": access.is_owner(request, classification),
         },
     )
 
@@ -218,78 +199,21 @@ def result(request, pk):
 @never_cache
 @require_GET
 def result_status(request, pk):
-    return JsonResponse(visible_classification(request, pk).status_payload())
-
-
-def stored_file_response(storage, key, content_type, download_as=None):
-    """Stream a stored file (as an attachment named `download_as` if given): 404 when it is
-    gone, 503 when the storage is unreachable."""
-    try:
-        stored = storage.open(key, "rb")
-    except FileNotFoundError:
-        raise Http404("The file is no longer stored.") from None
-    except STORAGE_ERRORS:
-        return HttpResponse(
-            "Image storage is unavailable; please try again shortly.",
-            status=503,
-            content_type="text/plain",
-        )
-    response = FileResponse(
-        stored,
-        content_type=content_type,
-        as_attachment=bool(download_as),
-        filename=download_as or "",
-    )
-    response["Cache-Control"] = "private, max-age=3600"
-    response["Content-Security-Policy"] = "default-src 'none'"
-    return response
+    return JsonResponse(access.visible_classification(request, pk).status_payload())
 
 
 @require_GET
 def result_image(request, pk):
-    classification = visible_classification(request, pk)
-    return image_response(classification)
-
-
-def image_response(classification):
-    return stored_file_response(
-        storages["default"], classification.image_key, ALLOWED_FORMATS[classification.format][1]
-    )
-
-
-def thumbnail_response(classification):
-    """The worker's small JPEG; the original until the worker has made it."""
-    if classification.thumbnail_key:
-        return stored_file_response(storages["default"], classification.thumbnail_key, "image/jpeg")
-    return image_response(classification)
+    classification = access.visible_classification(request, pk)
+    return access.image_response(classification)
 
 
 @require_GET
 def result_thumbnail(request, pk):
-    return thumbnail_response(visible_classification(request, pk))
-
-
-def heatmap_response(classification):
-    """The Grad-CAM overlay (200, JPEG); 202 while a worker makes it (ask again after
-    Retry-After seconds); 409 with the reason when there is none to make."""
-    state = classification.request_heatmap()
-    if state == Classification.Heatmap.READY:
-        return stored_file_response(storages["default"], classification.heatmap_key, "image/jpeg")
-    if state == Classification.Heatmap.PENDING:
-        response = JsonResponse(
-            {"status": state, "detail": "The heatmap is being made."}, status=202
-        )
-        response["Retry-After"] = "1"
-        return response
-    detail = classification.heatmap_error or (
-        "The classification has not finished."
-        if not classification.is_finished
-        else "A failed classification has nothing to explain."
-    )
-    return JsonResponse({"status": state, "detail": detail}, status=409)
+    return access.thumbnail_response(access.visible_classification(request, pk))
 
 
 @never_cache
 @require_GET
 def result_heatmap(request, pk):
-    return heatmap_response(visible_classification(request, pk))
+    return access.heatmap_response(access.visible_classification(request, pk))

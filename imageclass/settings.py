@@ -10,7 +10,7 @@ from pathlib import Path
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from imageclass.embedded import embedded_redis_url, embedded_uri
+from imageclass.addresses import embedded_redis_url, embedded_uri
 from imageclass.env import (
     env_bool,
     env_float,
@@ -396,7 +396,7 @@ GENERAL_MODEL = env_bool("GENERAL_MODEL", True)
 MODEL_CACHE_DIR = env_path("MODEL_CACHE_DIR", VAR_DIR / "model-cache")
 # litert-int8: the active Keras model converted once to LiteRT (XNNPACK) with int8 weights,
 # where its training report found that copy answers as the model does (else fp32 LiteRT);
-# litert: fp32 LiteRT, about 20x faster than Keras at batch 1; keras: the Keras model itself.
+# litert: fp32 LiteRT, much faster than Keras at batch 1; keras: the Keras model itself.
 INFERENCE_RUNTIME = env_str(
     "INFERENCE_RUNTIME", "litert-int8", choices=("litert-int8", "litert", "keras")
 )

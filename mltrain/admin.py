@@ -6,9 +6,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from imageclass import converters  # noqa: F401  (registers <objectid:...>)
+from imageclass.dispatch import QueueUnavailable
 from imageclass.storage import STORAGE_ERRORS
+from mltrain import dispatch
 from mltrain.forms import TrainingJobForm
-from mltrain.models import QueueUnavailable, TrainingJob
+from mltrain.models import TrainingJob
 
 
 @admin.register(TrainingJob)
@@ -68,13 +70,13 @@ class TrainingJobAdmin(admin.ModelAdmin):
         form = TrainingJobForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                job = TrainingJob.start(
+                job = dispatch.start_training(
                     form.cleaned_data["dataset"],
                     form.summary,
                     name=form.cleaned_data["name"],
                     config=form.config(),
                     activate_when_done=form.cleaned_data["activate_when_done"],
-                    user=request.user,
+                    created_by=request.user,
                 )
             except (QueueUnavailable, *STORAGE_ERRORS) as exc:
                 form.add_error(
@@ -122,5 +124,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed jobs")
     def retry(self, request, queryset):
-        retried = sum(job.retry() for job in queryset)
+        try:
+            retried = sum(dispatch.retry_training(job) for job in queryset)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, f"{retried} job(s) queued again.")

@@ -1,10 +1,18 @@
 """Resolve a `--data` argument of the training commands into a loaded Dataset."""
 
+import json
 from pathlib import Path
 
 from django.conf import settings
 
-from mltrain.datasets import load_image_folder, load_keras_cifar10, unpack_shared_cifar10
+from classifier.models import ModelVersion
+from classifier.serving.inference import local_artifact
+from mltrain.keras.datasets import (
+    load_image_folder,
+    load_keras_cifar10,
+    stratified_split,
+    unpack_shared_cifar10,
+)
 
 SHARED_CIFAR10 = "shared-cifar10"
 KERAS_CIFAR10 = "keras-cifar10"
@@ -33,9 +41,6 @@ def backbone_weights(backbone: str, weights: str | None) -> str:
     if backbone != "imageclass":
         return weights or "imagenet"
     if weights == "active":
-        from classifier.inference import local_artifact
-        from classifier.models import ModelVersion
-
         active = ModelVersion.active()
         if active is None:
             raise ValueError("no model is active")
@@ -48,10 +53,6 @@ def backbone_weights(backbone: str, weights: str | None) -> str:
 
 def held_out_by(dataset, run_dir: Path):
     """The images a finished `train` run held out for validation (its split, recomputed)."""
-    import json
-
-    from mltrain.datasets import stratified_split
-
     config = json.loads((Path(run_dir) / "training.json").read_text())["config"]
     _, validation = stratified_split(dataset.labels, config["validation_fraction"], config["seed"])
     return dataset.subset(validation)

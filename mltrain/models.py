@@ -2,15 +2,11 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
 
-from classifier.models import ConditionalUpdates, ModelVersion
-
-
-class QueueUnavailable(Exception):
-    """The job could not be queued; nothing of it was kept."""
+from classifier.models import ModelVersion
+from imageclass.mongodb.documents import ConditionalUpdates
 
 
 class TrainingJob(ConditionalUpdates, models.Model):
@@ -64,35 +60,14 @@ class TrainingJob(ConditionalUpdates, models.Model):
         return f"training-data/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.zip"
 
     @classmethod
-    def start(
-        cls, upload, summary, *, name, config: dict, activate_when_done=False, user=None
-    ) -> "TrainingJob":
-        """Store a checked zip, record the job and queue it on the training queue."""
-        from django.core.files.base import File
-
-        from mltrain.tasks import train_model
-
-        storage = storages["models"]
-        upload.seek(0)
-        key = storage.save(cls.new_dataset_key(), File(upload))
-        job = cls.objects.create(
-            name=name,
-            dataset_key=key,
-            dataset_filename=(upload.name or "")[:255],
+    def record(cls, dataset_key: str, summary, *, upload_name="", **fields) -> "TrainingJob":
+        """A queued job for a stored, checked zip."""
+        return cls.objects.create(
+            dataset_key=dataset_key,
+            dataset_filename=upload_name[:255],
             class_counts=summary.class_counts,
-            config=config,
-            activate_when_done=activate_when_done,
-            created_by=user,
+            **fields,
         )
-        try:
-            train_model.delay(str(job.pk))
-        except Exception as exc:  # kombu raises many kinds when the broker is away
-            job.delete()
-            storage.delete(key)
-            raise QueueUnavailable(
-                "The training queue is unavailable; please try again shortly."
-            ) from exc
-        return job
 
     def claim(self) -> bool:
         now = timezone.now()
@@ -147,16 +122,20 @@ class TrainingJob(ConditionalUpdates, models.Model):
             finished_at=timezone.now(),
         )
 
-    def retry(self) -> bool:
-        """Queue a failed job again; its run folder resumes from the last finished phase."""
-        from mltrain.tasks import train_model
-
-        if self.transition(
+    def requeue(self) -> bool:
+        """A failed job queued again (False when it is no longer failed)."""
+        return self.transition(
             {"status": self.Status.FAILED}, status=self.Status.QUEUED, error="", finished_at=None
-        ):
-            train_model.delay(str(self.pk))
-            return True
-        return False
+        )
+
+    def unqueue(self, error: str):
+        """Back to failed with `error`, for a job whose message could not be sent."""
+        self.transition(
+            {"status": self.Status.QUEUED},
+            status=self.Status.FAILED,
+            error=error,
+            finished_at=timezone.now(),
+        )
 
     def progress_payload(self) -> dict:
         return {

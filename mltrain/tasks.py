@@ -9,8 +9,10 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 from django.core.files.storage import storages
+from django.utils import timezone
 
 from classifier.models import ModelVersion
+from mltrain.archive import unpack
 from mltrain.models import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -21,9 +23,11 @@ def job_folder(job: TrainingJob) -> Path:
 
 
 def progress_callback(job: TrainingJob, config):
+    # The training stack loads in the training worker only: the inference worker imports this
+    # module too (Celery finds every app's tasks), and the web process sends by name.
     import keras
 
-    from mltrain.transfer import HEAD_LAYERS
+    from mltrain.keras.transfer import HEAD_LAYERS
 
     total = config.head_epochs + config.fine_tune_epochs
 
@@ -48,7 +52,6 @@ def progress_callback(job: TrainingJob, config):
 
 def fetch_dataset(job: TrainingJob, folder: Path) -> Path:
     """The job's zip, copied from storage and unpacked (each image checked) into `folder`."""
-    from mltrain.archive import unpack
 
     archive = folder / "dataset.zip"
     with storages["models"].open(job.dataset_key, "rb") as source, archive.open("wb") as target:
@@ -67,9 +70,10 @@ def fetch_dataset(job: TrainingJob, folder: Path) -> Path:
     acks_late=False, ignore_result=True
 )  # acked on receipt: a run outlasts any visibility timeout
 def train_model(job_id: str):
+    # Lazy, as in progress_callback.
     from mltrain.data_sources import backbone_weights
-    from mltrain.datasets import load_image_folder
-    from mltrain.transfer import TransferConfig, run
+    from mltrain.keras.datasets import load_image_folder
+    from mltrain.keras.transfer import TransferConfig, run
 
     job = TrainingJob.objects.filter(pk=job_id).first()
     if job is None or not job.claim():
@@ -98,9 +102,7 @@ def train_model(job_id: str):
 def export_model(version_id: str, fmt: str):
     """Build, check and store one export of a model version. Safe to run twice: a ready export
     is left as it is."""
-    from django.utils import timezone
-
-    from mltrain.export import export_version
+    from mltrain.export import export_version  # lazy, as in progress_callback
 
     version = ModelVersion.objects.filter(pk=version_id).first()
     if version is None or version.exports.get(fmt, {}).get("status") == "ready":

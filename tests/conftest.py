@@ -117,3 +117,16 @@ def broker_down():
     finally:
         app.conf.broker_url = previous
         drop_pools()
+
+
+# Whole-system and training tests take the longest: collected first, xdist hands them out first
+# (a file at a time), and the two workers end together instead of one running a long file alone.
+SCHEDULE = ("system", "mltrain", "classifier", "accounts")
+
+
+def pytest_collection_modifyitems(items):
+    def group(item) -> int:
+        parts = item.path.relative_to(item.config.rootpath).parts
+        return SCHEDULE.index(parts[1]) if parts[1] in SCHEDULE else len(SCHEDULE)
+
+    items.sort(key=group)

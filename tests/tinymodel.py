@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from mltrain import architectures
+from mltrain.keras import architectures
 
 CLASSES = ["blue", "green", "red"]
 

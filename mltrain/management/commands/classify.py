@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.models import ModelVersion
-from mltrain.datasets import IMAGE_SUFFIXES
+from mltrain.keras.datasets import IMAGE_SUFFIXES
 
 
 def image_paths(arguments: list[str]) -> list[str]:
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, paths, top, model_version, **options):
-        from classifier.inference import classify_files
+        from classifier.serving.inference import classify_files
 
         reference = model_version
         model_version = ModelVersion.find(reference) if reference else ModelVersion.active()

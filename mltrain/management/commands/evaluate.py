@@ -36,8 +36,8 @@ class Command(BaseCommand):
         import numpy as np
 
         from mltrain.data_sources import SHARED_CIFAR10, load_dataset
-        from mltrain.datasets import stratified_split
-        from mltrain.report import evaluate, plot_confusion
+        from mltrain.keras.datasets import stratified_split
+        from mltrain.keras.report import evaluate, plot_confusion
 
         model, class_names = self.model_and_classes(options["model"], keras)
         size = tuple(model.input_shape[1:3])
@@ -75,7 +75,7 @@ class Command(BaseCommand):
             run = path.parent / "training.json"
             class_names = json.loads(run.read_text())["class_names"] if run.exists() else None
             return keras.saving.load_model(path, compile=False), class_names
-        from classifier.inference import local_artifact
+        from classifier.serving.inference import local_artifact
 
         version = ModelVersion.active()
         if version is None:

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         import keras
 
         from mltrain.data_sources import held_out_by, load_dataset
-        from mltrain.report import write_report
+        from mltrain.keras.report import write_report
 
         run = json.loads((run_dir / "training.json").read_text())
         comparisons = {}

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.training import ARCHITECTURES, STRATEGIES, TrainingConfig
+        from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig
 
         defaults = TrainingConfig()
         parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
@@ -101,11 +101,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         import json
 
-        from mltrain.architectures import fixed
         from mltrain.data_sources import load_dataset
-        from mltrain.datasets import stratified_sample, stratified_split
-        from mltrain.report import write_report
-        from mltrain.training import TrainingConfig, train, worker_output
+        from mltrain.keras.architectures import fixed
+        from mltrain.keras.datasets import stratified_sample, stratified_split
+        from mltrain.keras.hardware import worker_output
+        from mltrain.keras.report import write_report
+        from mltrain.keras.training import TrainingConfig, train
 
         hyperparameters = {}
         if options["hyperparameters"]:

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.transfer import BACKBONES, TransferConfig
+        from mltrain.keras.transfer import BACKBONES, TransferConfig
 
         defaults = TransferConfig()
         parser.add_argument(
@@ -70,7 +70,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from mltrain import data_sources
-        from mltrain.transfer import TransferConfig, run
+        from mltrain.keras.transfer import TransferConfig, run
 
         if options["backbone"] == "imageclass" and options["image_size"]:
             raise CommandError(

@@ -13,8 +13,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.training import ARCHITECTURES, STRATEGIES, TrainingConfig
-        from mltrain.tuning import TUNERS
+        from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig
+        from mltrain.keras.tuning import TUNERS
 
         defaults = TrainingConfig()
         parser.add_argument("--tuner", choices=TUNERS, default="hyperband")
@@ -47,9 +47,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from mltrain.data_sources import load_dataset
-        from mltrain.datasets import stratified_sample, stratified_split
-        from mltrain.training import TrainingConfig
-        from mltrain.tuning import tune
+        from mltrain.keras.datasets import stratified_sample, stratified_split
+        from mltrain.keras.training import TrainingConfig
+        from mltrain.keras.tuning import tune
 
         config = TrainingConfig(
             architecture=options["architecture"],

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from classifier import corrections, dispatch, quality
 from classifier.access import stored_file_response, thumbnail_response
 from classifier.models import Classification, Correction, ModelVersion, models_storage
+from classifier.probabilities import describe_ood
 from classifier.validation import ALLOWED_FORMATS
 from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 
@@ -43,6 +44,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "name")
     readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + [
         "calibration",
+        "none_of_the_known_classes",
         "quality_page",
         "downloads",
         "report",
@@ -93,6 +95,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
             f"temperature {figures['temperature']:.3f}; expected calibration error {figures['ece_before']:.3f} -> "
             f"{figures['ece_after']:.3f}, NLL {figures['nll_before']:.4f} -> {figures['nll_after']:.4f} on validation; {threshold}"
         )
+
+    @admin.display(description="none of the known classes")
+    def none_of_the_known_classes(self, obj):
+        figures = obj.out_of_distribution
+        if not figures:
+            return "no verdict (published before reports fitted one)"
+        return describe_ood(figures)
 
     @admin.display(description="per-class quality")
     def quality_page(self, obj):

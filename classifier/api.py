@@ -39,6 +39,15 @@ class ClassificationSerializer(serializers.ModelSerializer):
         help_text="The classes of the model version that made this result, in its output order.",
     )
     uncertain = serializers.BooleanField(source="is_uncertain")
+    out_of_distribution = serializers.BooleanField(
+        source="is_out_of_distribution",
+        help_text="The photo seems to show none of the model's classes: its score is over the "
+        "threshold the model version fitted on validation images (the ranked labels still come).",
+    )
+    ood_score = serializers.FloatField(
+        allow_null=True,
+        help_text="The entropy of the model's own probabilities, in nats; null before the result.",
+    )
     # A string, not a "uri": it is empty for file uploads.
     source_url = serializers.CharField(
         help_text="The URL the image was fetched from; empty for file uploads."
@@ -61,6 +70,8 @@ class ClassificationSerializer(serializers.ModelSerializer):
             "top_label",
             "top_probability",
             "uncertain",
+            "out_of_distribution",
+            "ood_score",
             "predictions",
             "class_names",
             "error",
@@ -88,6 +99,8 @@ class ClassificationSerializer(serializers.ModelSerializer):
             "top_label": obj.top_label,
             "top_probability": obj.top_probability,
             "uncertain": obj.is_uncertain,
+            "out_of_distribution": obj.is_out_of_distribution,
+            "ood_score": obj.ood_score,
             "predictions": [
                 {"label": p["label"], "probability": float(p["probability"])}
                 for p in obj.predictions

@@ -134,7 +134,9 @@ class JobStates:
             {"status": self.Status.RUNNING}, status=self.Status.QUEUED, queued_at=timezone.now()
         )
 
-    def finishing(self, version, probabilities, predictions, timings, thumbnail_key: str) -> tuple:
+    def finishing(
+        self, version, probabilities, predictions, timings, thumbnail_key: str, ood_score: float
+    ) -> tuple:
         """The end of this job with its result by `version` (a ModelVersion), for `end_many`."""
         top = predictions[0]
         return self, dict(
@@ -147,6 +149,7 @@ class JobStates:
             predictions=predictions,
             top_label=top["label"],
             top_probability=top["probability"],
+            ood_score=float(ood_score),
             timings=timings,
             error="",
         )

@@ -40,11 +40,16 @@ def models_storage():
 
 
 @functools.lru_cache(maxsize=256)
-def fitted_uncertain_below(pk) -> float:
-    """A version's threshold by id, remembered (a published version's figures never change):
-    history pages flag many results of a few versions."""
+def fitted_thresholds(pk) -> tuple[float, float | None]:
+    """A version's thresholds by id: (uncertain below, "none of the known classes" above, or
+    None for a version without that verdict), remembered (a published version's figures never
+    change): history pages flag many results of a few versions."""
     version = ModelVersion.objects.filter(pk=pk).only("metrics").first() if pk else None
-    return (version.calibration if version else {}).get("uncertain_below", DEFAULT_UNCERTAIN_BELOW)
+    metrics = version.metrics if version else {}
+    return (
+        (metrics.get("calibration") or {}).get("uncertain_below", DEFAULT_UNCERTAIN_BELOW),
+        (metrics.get("ood") or {}).get("threshold"),
+    )
 
 
 class ModelVersion(models.Model):
@@ -114,7 +119,13 @@ class ModelVersion(models.Model):
         UNCERTAIN_BELOW when set, else the version's own threshold from validation."""
         if settings.UNCERTAIN_BELOW is not None:
             return settings.UNCERTAIN_BELOW
-        return fitted_uncertain_below(pk)
+        return fitted_thresholds(pk)[0]
+
+    @property
+    def out_of_distribution(self) -> dict:
+        """The "none of the known classes" threshold fitted on validation and photos of other
+        things, with its figures (empty for versions published before reports fitted it)."""
+        return self.metrics.get("ood") or {}
 
     @classmethod
     def active(cls):
@@ -253,6 +264,9 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
     predictions = models.JSONField(default=list, blank=True)
     top_label = models.CharField(max_length=100, blank=True)
     top_probability = models.FloatField(null=True, blank=True)
+    # The entropy of the model's own probabilities: over its version's threshold, the photo is
+    # taken to show none of the known classes (mltrain.keras.ood).
+    ood_score = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started running
     claim_token = models.CharField(
@@ -296,6 +310,12 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
         if self.top_probability is None:
             return False
         return self.top_probability < ModelVersion.uncertain_below_of(self.model_version_id)
+
+    @property
+    def is_out_of_distribution(self) -> bool:
+        """The answer is "none of the known classes": its score is over its version's threshold."""
+        threshold = fitted_thresholds(self.model_version_id)[1]
+        return None not in (self.ood_score, threshold) and self.ood_score > threshold
 
     @classmethod
     def store(
@@ -360,6 +380,8 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
             "top_label": self.top_label,
             "top_probability": self.top_probability,
             "uncertain": self.is_uncertain,
+            "out_of_distribution": self.is_out_of_distribution,
+            "ood_score": self.ood_score,
             "predictions": self.predictions,
             "all_predictions": self.all_predictions() if self.status == self.Status.DONE else [],
             "model_version": self.model_name,

@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 from classifier import batching, files
 from classifier.models import Classification
 from classifier.preprocessing import decode_image, prepare_image
+from classifier.probabilities import entropy
 from classifier.serving import inference
 from classifier.serving.explain import explain as grad_cam
 from classifier.serving.inference import ArtifactError, NoActiveModel, serving_model
@@ -87,10 +88,13 @@ def run_inference(jobs: list[Classification]) -> dict:
     if not ready:
         return errors
     predicting = time.perf_counter()
-    probabilities = version.calibrated(model(np.stack([pixels for _, _, pixels, _ in ready])))
+    answers = model(np.stack([pixels for _, _, pixels, _ in ready]))
+    probabilities, ood_scores = version.calibrated(answers), entropy(answers)
     predict_ms = milliseconds(time.perf_counter() - predicting)
     endings = []
-    for (job, image, _, timings), job_probabilities in zip(ready, probabilities):
+    for (job, image, _, timings), job_probabilities, ood_score in zip(
+        ready, probabilities, ood_scores
+    ):
         timings.update(model_ms=model_ms, predict_ms=predict_ms, batch=len(ready))
         timings["total_ms"] = round(
             sum(timings[k] for k in ("read_ms", "preprocess_ms", "model_ms", "predict_ms")), 1
@@ -102,7 +106,9 @@ def run_inference(jobs: list[Classification]) -> dict:
             continue
         predictions = inference.top_k(job_probabilities, version.class_names, settings.TOP_K)
         endings.append(
-            job.finishing(version, job_probabilities, predictions, timings, thumbnail_key)
+            job.finishing(
+                version, job_probabilities, predictions, timings, thumbnail_key, ood_score
+            )
         )
     for (job, fields), ended in zip(endings, Classification.end_many(endings)):
         if not ended and fields["thumbnail_key"] != job.image_key:

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from classifier.models import ModelVersion, models_storage
 from classifier.preprocessing import load_image_array
+from classifier.probabilities import entropy
 from classifier.serving.runtime import MAX_BATCH, runner_for
 from imageclass.storage import STORAGE_ERRORS
 
@@ -140,10 +141,11 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dic
 
 
 def classify_files(version: ModelVersion, paths: list, k: int = 3):
-    """Yield (path, predictions) for image files, decoded exactly as uploads are."""
+    """Yield (path, predictions, out-of-distribution score) for image files, decoded exactly as
+    uploads are and scored as workers score them."""
     model = load_model(version)
     for start in range(0, len(paths), MAX_BATCH):
         chunk = paths[start : start + MAX_BATCH]
-        images = np.stack([load_image_array(p, version.input_size) for p in chunk])
-        for path, probabilities in zip(chunk, version.calibrated(model(images))):
-            yield path, top_k(probabilities, version.class_names, k)
+        answers = model(np.stack([load_image_array(p, version.input_size) for p in chunk]))
+        for path, probabilities, score in zip(chunk, version.calibrated(answers), entropy(answers)):
+            yield path, top_k(probabilities, version.class_names, k), float(score)

@@ -18,8 +18,10 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from classifier.preprocessing import prepare_image  # noqa: E402
+from classifier.probabilities import describe_ood  # noqa: E402
 from classifier.serving.runtime import int8_verdict  # noqa: E402
-from mltrain.keras import calibration, hardware, pipeline  # noqa: E402
+from mltrain.keras import calibration, hardware, ood, package_photos, pipeline  # noqa: E402
 
 EVALUATION_BATCH = 256
 EXAMPLES_PER_CELL = 24  # misclassified validation images kept per (true, predicted) pair
@@ -226,7 +228,13 @@ def cifar_recipe(run: dict) -> str:
 
 
 def model_card(
-    run: dict, history: list[dict], metrics: dict, comparisons: dict, int8: dict, calibrated: dict
+    run: dict,
+    history: list[dict],
+    metrics: dict,
+    comparisons: dict,
+    int8: dict,
+    calibrated: dict,
+    outside: dict,
 ) -> str:
     config = run["config"]
     seconds = sum(r.get("epoch_seconds", 0) for r in history)
@@ -257,6 +265,7 @@ def model_card(
         f"{calibrated['ece_after']:.3f}, NLL {calibrated['nll_before']:.4f} -> {calibrated['nll_after']:.4f}. "
         f"Answers below {calibrated['uncertain_below']:.2%} are flagged uncertain (those at or above it are right "
         "at least 95% of the time). `reliability.png`.",
+        f"- None of the known classes: {describe_ood(outside)}",
         "",
         "| class | precision | recall | F1 |",
         "|---|---|---|---|",
@@ -284,6 +293,18 @@ def model_card(
     return "\n".join(lines)
 
 
+def out_of_distribution(model, probabilities, validation) -> dict:
+    """The "none of these classes" threshold (`ood.fit`), measured on package photos of other
+    things, reduced to the model's input as uploads are."""
+    size = validation.images.shape[1:3]
+    images = [
+        prepare_image(package_photos.load(photo.name), size)
+        for photo in ood.outside_photos(validation.class_names)
+    ]
+    outside = predict_probabilities(model, np.stack(images)) if images else np.zeros((0, 1))
+    return ood.fit(probabilities, validation.labels, outside)
+
+
 def write_report(output: Path, model, validation, comparisons: dict | None = None) -> dict:
     output = Path(output)
     run = json.loads((output / "training.json").read_text())
@@ -298,6 +319,7 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
         "validation": metrics,
         "int8": int8_verdict(model, validation.images, validation.labels),
         "calibration": calibration.calibration_report(probabilities, validation.labels),
+        "ood": out_of_distribution(model, probabilities, validation),
         "epochs": len(history),
         "history": history,
     }
@@ -308,7 +330,13 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
         probabilities, validation.labels, report["calibration"], output / "reliability.png"
     )
     card = model_card(
-        run, history, metrics, comparisons or {}, report["int8"], report["calibration"]
+        run,
+        history,
+        metrics,
+        comparisons or {},
+        report["int8"],
+        report["calibration"],
+        report["ood"],
     )
     (output / "MODEL_CARD.md").write_text(card)
     return report

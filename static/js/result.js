@@ -39,7 +39,9 @@
     document.getElementById("done").hidden = r.status !== "done";
     if (r.status === "done") {
       document.getElementById("top-label").textContent = r.top_label;
-      document.getElementById("uncertain").hidden = !r.uncertain;
+      document.getElementById("none-known").hidden = !r.out_of_distribution;
+      document.getElementById("most-likely").hidden = r.out_of_distribution;
+      document.getElementById("uncertain").hidden = !r.uncertain || r.out_of_distribution;
       bars(document.getElementById("top-predictions"), r.predictions);
       bars(document.getElementById("all-predictions"), r.all_predictions);
       document.getElementById("model-version").textContent = r.model_version;

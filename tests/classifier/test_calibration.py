@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.models import Classification, ModelVersion, fitted_uncertain_below
+from classifier.models import Classification, ModelVersion, fitted_thresholds
 from classifier.probabilities import apply_temperature
 from classifier.serving import inference
 from mltrain.keras import calibration
@@ -67,7 +67,7 @@ def calibrate(version, temperature: float, uncertain_below: float):
         "calibration": {"temperature": temperature, "uncertain_below": uncertain_below},
     }
     version.save(update_fields=["metrics"])
-    fitted_uncertain_below.cache_clear()
+    fitted_thresholds.cache_clear()
     inference.forget()
 
 
@@ -94,7 +94,7 @@ def test_workers_and_classify_serve_the_versions_calibrated_probabilities(
     )
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
-    ((_, predictions),) = inference.classify_files(
+    ((_, predictions, _),) = inference.classify_files(
         ModelVersion.objects.get(pk=active_model.pk), [path], k=1
     )
     assert predictions[0]["probability"] == pytest.approx(max(served.probabilities), abs=1e-5)

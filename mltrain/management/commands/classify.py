@@ -55,23 +55,28 @@ class Command(BaseCommand):
         if not options["json"]:
             self.stderr.write(f"{model_version}: classifying {len(files)} file(s)")
         failures = 0
-        for path, predictions in self.classify(model_version, files, top, classify_files):
+        threshold = model_version.out_of_distribution.get("threshold")
+        for path, predictions, score in self.classify(model_version, files, top, classify_files):
             if predictions is None:
                 failures += 1
                 continue
             best = predictions[0]
+            outside = threshold is not None and score > threshold
             if options["json"]:
                 line = {
                     "file": path,
                     "top_label": best["label"],
                     "top_probability": best["probability"],
+                    "out_of_distribution": outside,
+                    "ood_score": score,
                     "predictions": predictions,
                 }
                 self.stdout.write(json.dumps(line))
             else:
                 others = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in predictions[1:])
                 self.stdout.write(
-                    f"{path}: {best['label']} {best['probability']:.1%}"
+                    f"{path}: {'none of the known classes; closest ' if outside else ''}"
+                    f"{best['label']} {best['probability']:.1%}"
                     + (f" ({others})" if others else "")
                 )
         if failures:
@@ -93,4 +98,4 @@ class Command(BaseCommand):
                         yield from classify_files(model_version, [path], top)
                     except (OSError, UnidentifiedImageError, ValueError) as exc:
                         self.stderr.write(f"{path}: cannot classify: {exc}")
-                        yield path, None
+                        yield path, None, None

@@ -166,10 +166,11 @@ def probe_mismatch(runner: LiteRTRunner, probe: list | None) -> str:
     )
 
 
-def int8_verdict(model, images: np.ndarray, labels: np.ndarray) -> dict:
+def int8_verdict(model, images: np.ndarray, labels: np.ndarray, reference=None) -> dict:
     """Convert `model` (a loaded Keras model) with int8 weights and measure the copy against it
     on labelled images: the verdict a training report records, with the copy's sha256 and its
-    answers on the probe images."""
+    answers on the probe images. `reference`: the Keras model's probabilities on `images`,
+    where the caller has them already (they cost as much as the rest)."""
     import keras
 
     if keras.backend.backend() != "tensorflow":  # a GPU machine training with JAX, say
@@ -181,7 +182,9 @@ def int8_verdict(model, images: np.ndarray, labels: np.ndarray) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         quantized = convert_to_litert(model, Path(scratch) / "int8.tflite", quantize=True)
         runner = LiteRTRunner(quantized)
-        verdict = quantization_verdict(KerasRunner(model)(images), runner(images), labels)
+        if reference is None:
+            reference = KerasRunner(model)(images)
+        verdict = quantization_verdict(reference, runner(images), labels)
         probe = np.round(runner(probe_images(runner.input_shape)), 5).tolist()
         return {
             **verdict,

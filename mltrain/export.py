@@ -1,5 +1,9 @@
 """Portable copies of a model version: TFLite (LiteRT) and ONNX, built from the Keras artifact
-(the source of truth) and checked against it before they are offered for download."""
+(the source of truth) and checked against it before they are offered for download.
+
+Keras, tf2onnx and onnxruntime are imported inside the functions: the training worker imports
+this module for every export task, and those load in its forked processes only, when an
+export is made."""
 
 import functools
 import hashlib
@@ -7,6 +11,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from django.core.files import File
+from PIL import Image
+
+from classifier.models import models_storage
+from classifier.serving.inference import local_artifact
+from classifier.serving.runtime import LiteRTRunner, convert_to_litert
 
 FORMATS = {"tflite": "model.tflite", "onnx": "model.onnx"}
 MAX_PROBABILITY_DIFFERENCE = 1e-3  # beyond this an export does not compute the same function
@@ -52,8 +62,6 @@ def export_onnx(model, destination: Path) -> Path:
     Keras path turns the normalisation constants into extra graph inputs)."""
     import tf2onnx
 
-    from classifier.serving.runtime import convert_to_litert
-
     register_gelu()
     litert = convert_to_litert(model, destination.with_suffix(".tflite"))
     tf2onnx.convert.from_tflite(str(litert), output_path=str(destination))
@@ -69,16 +77,12 @@ def onnx_predict(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def litert_predict(path: Path, images: np.ndarray) -> np.ndarray:
-    from classifier.serving.runtime import LiteRTRunner
-
     return LiteRTRunner(path)(images)
 
 
 def sample_images(input_shape, seed: int = 0) -> np.ndarray:
     """Smooth random images (noise upsampled) with a dark and a bright one: inputs that drive
     the network the way photos do, unlike white noise."""
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     height, width = input_shape[:2]
     images = [
@@ -97,8 +101,6 @@ def build(keras_path: Path, fmt: str, destination: Path) -> dict:
     """Convert the artifact into `destination` and compare it with Keras on sample images.
     Returns {sha256, agreement, max_difference}; raises ValueError when they disagree."""
     import keras
-
-    from classifier.serving.runtime import convert_to_litert
 
     model = keras.saving.load_model(keras_path, compile=False)
     if fmt == "tflite":
@@ -128,11 +130,6 @@ def build(keras_path: Path, fmt: str, destination: Path) -> dict:
 
 def export_version(version, fmt: str) -> dict:
     """Build the version's `fmt` export and store it beside the artifact; returns its record."""
-    from django.core.files import File
-
-    from classifier.models import models_storage
-    from classifier.serving.inference import local_artifact
-
     with tempfile.TemporaryDirectory() as scratch:
         destination = Path(scratch) / FORMATS[fmt]
         record = build(local_artifact(version), fmt, destination)

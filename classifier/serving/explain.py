@@ -1,6 +1,7 @@
 """Grad-CAM explanations: where in the image the model saw the class it chose.
 
-Worker-side only (imports Keras). Grad-CAM (Selvaraju et al., 2017) weighs the channels of a
+Worker-side only. Keras, TensorFlow and matplotlib are imported inside the functions, as in
+`runtime`: TensorFlow loads only in the worker's forked processes. Grad-CAM (Selvaraju et al., 2017) weighs the channels of a
 convolutional feature map by the gradient of the class score with respect to them, keeps the
 positive evidence and upsamples it onto the image. It needs the Keras model itself (the
 LiteRT runtime has no gradients), loaded once per process beside the serving runner.

@@ -16,6 +16,10 @@ report, written on one host, recorded a copy that another host's conversion does
 byte for byte, and the workers there served fp32, 7x slower at batch 1), so the worker serves
 its copy when it is byte for byte the one the report measured or, failing that, when it
 answers the report's probe images as that copy did, up to rounding. Otherwise it serves fp32.
+
+TensorFlow, Keras and LiteRT are imported inside the functions that use them: a Celery worker
+imports this module in its parent process, and TensorFlow must load only in the processes
+forked from it (its state does not survive a fork).
 """
 
 import hashlib

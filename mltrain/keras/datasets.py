@@ -93,7 +93,7 @@ def load_image_folder(root: Path, image_size: tuple[int, int], workers: int = 4)
 
 def load_keras_cifar10(split: str = "train") -> Dataset:
     """The original lossless CIFAR-10 through Keras (downloads once; needs internet)."""
-    from keras.datasets import cifar10
+    from keras.datasets import cifar10  # Keras loads only for this download
 
     (x_train, y_train), (x_test, y_test) = cifar10.load_data()
     x, y = (x_train, y_train) if split == "train" else (x_test, y_test)

@@ -1,5 +1,8 @@
 """The machine a run trains on: its GPUs, bfloat16 support, the distribution strategy, and
-which process of a multi-worker cluster writes the run."""
+which process of a multi-worker cluster writes the run.
+
+TensorFlow and JAX are imported inside the functions, under their own Keras backend only: a
+machine may have either."""
 
 import contextlib
 import json

@@ -5,7 +5,9 @@ hand, such as the general model's int8 copy. Each photo carries what it shows.""
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.cbook
 import numpy as np
+import skimage.data
 from PIL import Image
 
 
@@ -40,13 +42,9 @@ PHOTOS = (
 def load(name: str) -> Image.Image:
     """The photo as an RGB image."""
     if name == "grace_hopper":
-        import matplotlib.cbook
-
         return Image.open(
             Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
         ).convert("RGB")
-    import skimage.data
-
     pixels = (
         skimage.data.stereo_motorcycle()[0]
         if name == "motorcycle"

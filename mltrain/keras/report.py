@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from classifier.preprocessing import prepare_image  # noqa: E402
 from classifier.probabilities import describe_ood  # noqa: E402
@@ -67,8 +68,6 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
 def misclassified_examples(probabilities: np.ndarray, dataset) -> dict:
     """Up to EXAMPLES_PER_CELL misclassified validation images per (true, predicted) pair, the
     most confident mistakes first: they say most about what the model gets wrong."""
-    from PIL import Image
-
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     chosen = []

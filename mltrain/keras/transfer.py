@@ -27,9 +27,10 @@ import numpy as np
 from keras import layers
 
 from mltrain.keras import efficientnet_lite
-from mltrain.keras.datasets import Dataset
+from mltrain.keras.datasets import Dataset, stratified_sample, stratified_split
 from mltrain.keras.hardware import configure_devices
 from mltrain.keras.pipeline import evaluation_pipeline, training_pipeline
+from mltrain.keras.report import evaluate, read_history, write_report
 from mltrain.keras.training import EpochWallTime, write_run_file
 
 # ImageNet's mean pixel in RGB order, which caffe-style backbones (ResNet50, VGG16) subtract.
@@ -378,8 +379,6 @@ def train_from_scratch(
 ) -> dict:
     """The same network with random weights, every layer trained, for the same number of epochs
     at the head's learning rate: the baseline the model card compares transfer learning with."""
-    from mltrain.keras.report import evaluate
-
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model = keras.models.clone_model(
@@ -412,9 +411,6 @@ def run(
 ):
     """Split `dataset`, train, and write the report (with the from-scratch baseline beside the
     model when asked). Returns the report."""
-    from mltrain.keras.datasets import stratified_sample, stratified_split
-    from mltrain.keras.report import write_report
-
     train_index, validation_index = stratified_split(
         dataset.labels, config.validation_fraction, config.seed
     )
@@ -424,8 +420,6 @@ def run(
     model = train_transfer(config, train, validation, output, callbacks)
     comparisons = {}
     if compare_scratch:
-        from mltrain.keras.report import evaluate, read_history
-
         comparisons[f"{config.architecture} (this model)"] = {
             "epochs": len(read_history(Path(output) / "history.csv")),
             "accuracy": evaluate(model, validation)["accuracy"],

@@ -2,8 +2,10 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from PIL import UnidentifiedImageError
 
 from classifier.models import ModelVersion
+from classifier.serving.inference import classify_files
 from mltrain.keras.datasets import IMAGE_SUFFIXES
 
 
@@ -41,8 +43,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, paths, top, model_version, **options):
-        from classifier.serving.inference import classify_files
-
         reference = model_version
         model_version = ModelVersion.find(reference) if reference else ModelVersion.active()
         if model_version is None:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             self.stderr.write(f"{model_version}: classifying {len(files)} file(s)")
         failures = 0
         threshold = model_version.out_of_distribution.get("threshold")
-        for path, predictions, score in self.classify(model_version, files, top, classify_files):
+        for path, predictions, score in self.classify(model_version, files, top):
             if predictions is None:
                 failures += 1
                 continue
@@ -82,11 +82,9 @@ class Command(BaseCommand):
         if failures:
             raise CommandError(f"{failures} file(s) could not be classified")
 
-    def classify(self, model_version, files, top, classify_files):
+    def classify(self, model_version, files, top):
         """Batches for speed; a batch with an unreadable file is retried file by file so one
         bad image only fails itself."""
-        from PIL import UnidentifiedImageError
-
         batch_size = 256
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]

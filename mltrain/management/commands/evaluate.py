@@ -1,9 +1,15 @@
 import json
 from pathlib import Path
 
+import keras
+import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.models import ModelVersion
+from classifier.serving.inference import local_artifact
+from mltrain.data_sources import SHARED_CIFAR10, load_dataset
+from mltrain.keras.datasets import stratified_split
+from mltrain.keras.report import evaluate, plot_confusion
 
 
 class Command(BaseCommand):
@@ -32,13 +38,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        import keras
-        import numpy as np
-
-        from mltrain.data_sources import SHARED_CIFAR10, load_dataset
-        from mltrain.keras.datasets import stratified_split
-        from mltrain.keras.report import evaluate, plot_confusion
-
         model, class_names = self.model_and_classes(options["model"], keras)
         size = tuple(model.input_shape[1:3])
         try:
@@ -75,7 +74,6 @@ class Command(BaseCommand):
             run = path.parent / "training.json"
             class_names = json.loads(run.read_text())["class_names"] if run.exists() else None
             return keras.saving.load_model(path, compile=False), class_names
-        from classifier.serving.inference import local_artifact
 
         version = ModelVersion.active()
         if version is None:

@@ -34,6 +34,8 @@ class Command(BaseCommand):
         self.stdout.write(f"active: {ModelVersion.active() or 'none'}")
 
     def register_general_model(self):
+        # Lazy: every `make run` start runs this command, and with GENERAL_MODEL off it never
+        # loads TensorFlow.
         from mltrain import general_model
 
         if ModelVersion.objects.filter(name=general_model.NAME).exists():

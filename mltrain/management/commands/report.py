@@ -1,7 +1,11 @@
 import json
 from pathlib import Path
 
+import keras
 from django.core.management.base import BaseCommand, CommandError
+
+from mltrain.data_sources import held_out_by, load_dataset
+from mltrain.keras.report import write_report
 
 
 class Command(BaseCommand):
@@ -20,11 +24,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, run_dir, compare, data, **options):
-        import keras
-
-        from mltrain.data_sources import held_out_by, load_dataset
-        from mltrain.keras.report import write_report
-
         run = json.loads((run_dir / "training.json").read_text())
         comparisons = {}
         for other in [run_dir, *compare] if compare else []:

@@ -1,7 +1,15 @@
+import json
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from mltrain.data_sources import load_dataset
+from mltrain.keras.architectures import fixed
+from mltrain.keras.datasets import stratified_sample, stratified_split
+from mltrain.keras.hardware import worker_output
+from mltrain.keras.report import write_report
+from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig, train
 
 
 class Command(BaseCommand):
@@ -13,8 +21,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig
-
         defaults = TrainingConfig()
         parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -99,15 +105,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        import json
-
-        from mltrain.data_sources import load_dataset
-        from mltrain.keras.architectures import fixed
-        from mltrain.keras.datasets import stratified_sample, stratified_split
-        from mltrain.keras.hardware import worker_output
-        from mltrain.keras.report import write_report
-        from mltrain.keras.training import TrainingConfig, train
-
         hyperparameters = {}
         if options["hyperparameters"]:
             hyperparameters = json.loads(options["hyperparameters"].read_text())

@@ -3,6 +3,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mltrain import data_sources
+from mltrain.keras.transfer import BACKBONES, TransferConfig, run
+
 
 class Command(BaseCommand):
     help = (
@@ -13,8 +16,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.keras.transfer import BACKBONES, TransferConfig
-
         defaults = TransferConfig()
         parser.add_argument(
             "--data",
@@ -69,9 +70,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from mltrain import data_sources
-        from mltrain.keras.transfer import TransferConfig, run
-
         if options["backbone"] == "imageclass" and options["image_size"]:
             raise CommandError(
                 "--backbone imageclass keeps its model's input size; leave out --image-size"

@@ -4,6 +4,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mltrain.data_sources import load_dataset
+from mltrain.keras.datasets import stratified_sample, stratified_split
+from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig
+from mltrain.keras.tuning import TUNERS, tune
+
 
 class Command(BaseCommand):
     help = (
@@ -13,9 +18,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        from mltrain.keras.training import ARCHITECTURES, STRATEGIES, TrainingConfig
-        from mltrain.keras.tuning import TUNERS
-
         defaults = TrainingConfig()
         parser.add_argument("--tuner", choices=TUNERS, default="hyperband")
         parser.add_argument("--architecture", choices=ARCHITECTURES, default="thesis_cnn")
@@ -46,11 +48,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from mltrain.data_sources import load_dataset
-        from mltrain.keras.datasets import stratified_sample, stratified_split
-        from mltrain.keras.training import TrainingConfig
-        from mltrain.keras.tuning import tune
-
         config = TrainingConfig(
             architecture=options["architecture"],
             batch_size=options["batch_size"],

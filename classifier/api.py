@@ -1,5 +1,7 @@
 """REST API v1 for classifications: the same model methods, forms and access rules as the web."""
 
+import time
+
 import redis
 from django import forms
 from django.conf import settings
@@ -17,7 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Share
 from classifier import access, dispatch, history, notify
-from classifier.forms import UploadForm
+from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
 from classifier.models import Classification, ModelVersion
 from imageclass import api_examples as examples
@@ -180,7 +182,15 @@ POLL_WAIT_PARAMETER = OpenApiParameter(
     description=f"seconds (up to {notify.MAX_WAIT:g}) to wait for an unfinished job to end "
     f"before answering; without it, API_POLL_WAIT (default {settings.API_POLL_WAIT:g}); 0 answers at once",
 )
-UploadSerializer = inline_serializer("Upload", {"image": serializers.FileField()})
+UploadSerializer = inline_serializer(
+    "Upload",
+    {
+        "image": serializers.ListField(
+            child=serializers.FileField(),
+            help_text=f"one image file, or up to {MAX_FILES} (repeat the part) for one answer per file",
+        )
+    },
+)
 UrlUploadSerializer = inline_serializer("UrlUpload", {"image_url": serializers.URLField()})
 
 
@@ -191,7 +201,7 @@ def upload_form(request):
         if "image" in request.FILES
         else MultiValueDict()
     )
-    return UploadForm({"image_url": request.data.get("image_url", "")}, files, max_files=1)
+    return UploadForm({"image_url": request.data.get("image_url", "")}, files, max_files=MAX_FILES)
 
 
 def form_errors(form) -> dict:
@@ -256,6 +266,19 @@ def filtered(request, owner) -> history.History:
     return history.History(owner, filters)
 
 
+class FileAnswerSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    status = serializers.IntegerField(
+        help_text="201 finished, 202 queued, 400 refused (see detail), 503 not queued (retry)"
+    )
+    detail = serializers.CharField(required=False, help_text="why the file was refused")
+    classification = ClassificationSerializer(required=False)
+
+
+class FilesAnswerSerializer(serializers.Serializer):
+    files = FileAnswerSerializer(many=True)
+
+
 class ClassificationListView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     throttle_scope = "read"
@@ -278,10 +301,16 @@ class ClassificationListView(APIView):
     @extend_schema(
         request={"multipart/form-data": UploadSerializer, "application/json": UrlUploadSerializer},
         parameters=[UPLOAD_WAIT_PARAMETER],
-        responses={202: ClassificationSerializer, 201: ClassificationSerializer},
-        summary="Classify an image file or an image URL",
+        responses={
+            202: ClassificationSerializer,
+            201: ClassificationSerializer,
+            207: FilesAnswerSerializer,
+        },
+        summary="Classify image files or an image URL",
         description="202 with the queued job; with `?wait=N`, 201 with the result when the job ends within N "
-        "seconds (one request instead of an upload and a poll), else 202 as without it.",
+        "seconds (one request instead of an upload and a poll), else 202 as without it. Several `image` "
+        "parts get 207 with one answer per file, in the order sent: the good files are queued even when "
+        "others are refused (400 only when none is good).",
         examples=examples.UPLOAD,
     )
     def post(self, request):
@@ -289,23 +318,67 @@ class ClassificationListView(APIView):
         form = upload_form(request)
         if not form.is_valid():
             return Response(form_errors(form), status=status.HTTP_400_BAD_REQUEST)
+        if len(form.checked) > 1:
+            return self.several(request, form, wait)
         (data, fields), *_ = form.submissions()
         try:
             classification = dispatch.submit(data, owner=request.user, **fields)
         except ServiceUnavailable as exc:
-            return Response(
-                {"detail": str(exc)},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            return unavailable(exc)
         if wait and wait_for_end(classification.pk, wait):
             classification = Classification.by_pk(classification.pk)
         body = ClassificationSerializer(classification, context={"request": request}).data
-        location = request.build_absolute_uri(
-            reverse("api:classification-detail", args=[classification.pk])
-        )
         answer = status.HTTP_201_CREATED if classification.is_finished else status.HTTP_202_ACCEPTED
-        return Response(body, status=answer, headers={"Location": location})
+        return Response(
+            body, status=answer, headers={"Location": detail_url(request, classification)}
+        )
+
+    def several(self, request, form, wait: float):
+        """One answer per file, in the order sent: good files are queued whatever happens to
+        the others, each refused file says why."""
+        answers, unavailable_error = [], None
+        for checked in form.checked:
+            if checked.refusal:
+                answers.append({"filename": checked.name, "status": 400, "detail": checked.refusal})
+                continue
+            try:
+                classification = dispatch.submit(
+                    checked.data, owner=request.user, filename=checked.name
+                )
+            except ServiceUnavailable as exc:
+                unavailable_error = exc
+                answers.append({"filename": checked.name, "status": 503, "detail": str(exc)})
+                continue
+            answers.append({"filename": checked.name, "classification": classification})
+        if not any("classification" in answer for answer in answers) and unavailable_error:
+            return unavailable(unavailable_error)
+        deadline = time.monotonic() + wait
+        for answer in answers:
+            if "classification" not in answer:
+                continue
+            job = answer.pop("classification")
+            left = deadline - time.monotonic()
+            if left > 0 and wait_for_end(job.pk, left):
+                job = Classification.by_pk(job.pk)
+            answer["status"] = 201 if job.is_finished else 202
+            answer["classification"] = ClassificationSerializer(
+                job, context={"request": request}
+            ).data
+        return Response({"files": answers}, status=status.HTTP_207_MULTI_STATUS)
+
+
+def detail_url(request, classification) -> str:
+    return request.build_absolute_uri(
+        reverse("api:classification-detail", args=[classification.pk])
+    )
+
+
+def unavailable(exc: ServiceUnavailable) -> Response:
+    return Response(
+        {"detail": str(exc)},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 class ClassificationDetailView(APIView):

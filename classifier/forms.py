@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django import forms
 from django.conf import settings
 
@@ -5,6 +7,13 @@ from classifier.fetcher import FetchError, fetch_image_bytes
 from classifier.validation import InvalidImage, inspect_image
 
 MAX_FILES = 20
+
+
+@dataclass
+class CheckedFile:
+    name: str
+    data: bytes | None = None
+    refusal: str = ""  # why the file is not sent, for the user
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -36,31 +45,41 @@ class UploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         # The widget stays multiple even for one file, so extra files are seen and refused.
         self.max_files = max_files
+        self.checked: list[CheckedFile] = []  # every file chosen, in order, with its verdict
 
     def clean_images(self):
+        """The files whose content checks out. Each refused file is kept with its reason in
+        `checked`, so one bad file among good ones does not sink the batch; only a choice with
+        no good file at all is an error."""
         files = self.cleaned_data["images"]
         if len(files) > self.max_files:
             if self.max_files == 1:
                 raise forms.ValidationError("Log in to classify several images at once.")
             raise forms.ValidationError(f"At most {self.max_files} images at once.")
-        uploads, errors = [], []
         for upload in files:
             name = upload.name or "image"
-            if upload.size > settings.MAX_UPLOAD_BYTES:
-                errors.append(
-                    f"{name}: the file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
-                )
-                continue
-            data = upload.read()
             try:
-                inspect_image(data)
+                self.checked.append(CheckedFile(name, self.checked_content(upload)))
             except InvalidImage as exc:
-                errors.append(f"{name}: {exc}")
-                continue
-            uploads.append((name, data))
-        if errors:
-            raise forms.ValidationError(errors)
+                self.checked.append(CheckedFile(name, refusal=str(exc)))
+        uploads = [(f.name, f.data) for f in self.checked if f.data is not None]
+        if self.refused and not uploads:
+            raise forms.ValidationError([f"{f.name}: {f.refusal}" for f in self.refused])
         return uploads
+
+    @property
+    def refused(self) -> list["CheckedFile"]:
+        return [f for f in self.checked if f.refusal]
+
+    @staticmethod
+    def checked_content(upload) -> bytes:
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise InvalidImage(
+                f"the file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+            )
+        data = upload.read()
+        inspect_image(data)
+        return data
 
     def clean(self):
         cleaned = super().clean()

@@ -159,6 +159,8 @@ def home(request):
             )
             response["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
+        for refused in form.refused:
+            messages.warning(request, f"{refused.name} was not sent: {refused.refusal}")
         if len(created) == 1:
             return redirect("result", pk=created[0].pk)
         messages.success(

@@ -45,6 +45,45 @@ def test_bad_uploads_are_400_field_errors_and_store_nothing(alice_api, data, mes
     assert not Classification.objects.exists()
 
 
+def upload_many(api, files):
+    import io
+
+    parts = []
+    for name, data in files:
+        part = io.BytesIO(data)
+        part.name = name
+        parts.append(part)
+    return api.post("/api/v1/classifications/", {"image": parts}, format="multipart")
+
+
+def test_several_files_answer_one_by_one_and_a_bad_one_sinks_nothing(alice_api, alice):
+    response = upload_many(
+        alice_api,
+        [
+            ("a.jpg", badimages.jpeg()),
+            ("cut.jpg", badimages.truncated_jpeg()),
+            ("b.jpg", badimages.jpeg((40, 30))),
+        ],
+    )
+    assert response.status_code == 207
+    a, cut, b = response.json()["files"]
+    assert (a["filename"], a["status"], a["classification"]["status"]) == ("a.jpg", 202, "queued")
+    assert (cut["filename"], cut["status"]) == ("cut.jpg", 400) and "truncated" in cut["detail"]
+    assert "classification" not in cut
+    assert b["classification"]["original_filename"] == "b.jpg"
+    stored = {str(c.pk): c for c in Classification.objects.all()}
+    assert set(stored) == {a["classification"]["id"], b["classification"]["id"]}
+    assert all(c.owner_id == alice.pk for c in stored.values())
+
+
+def test_several_files_all_bad_are_400_naming_each(alice_api):
+    response = upload_many(alice_api, [("x.jpg", b"nope"), ("y.jpg", b"")])
+    assert response.status_code == 400
+    errors = response.json()["image"]
+    assert errors[0].startswith("x.jpg: ") and errors[1] == "y.jpg: The file is empty."
+    assert not Classification.objects.exists()
+
+
 def test_internal_urls_are_refused(alice_api):
     response = alice_api.post(
         "/api/v1/classifications/", {"image_url": "http://127.0.0.1/x.jpg"}, format="json"

@@ -168,6 +168,26 @@ def test_an_upload_whose_wait_runs_out_answers_202_with_the_queued_job(api, alic
     assert Classification.objects.get(pk=response.json()["id"]).owner == alice
 
 
+def test_several_files_share_one_wait(api, alice):
+    thread = end_next_job(alice, 0.2)  # the first file's job ends, the second's never does
+    started = time.monotonic()
+    response = api.post(
+        "/api/v1/classifications/?wait=1",
+        {
+            "image": [
+                SimpleUploadedFile(f"{name}.jpg", badimages.jpeg(), "image/jpeg")
+                for name in ("first", "second")
+            ]
+        },
+        format="multipart",
+    )
+    seconds = time.monotonic() - started
+    thread.join()
+    assert response.status_code == 207
+    statuses = sorted(answer["status"] for answer in response.json()["files"])
+    assert statuses == [201, 202] and 1 <= seconds < 2
+
+
 @pytest.mark.parametrize("wait", ["soon", "11", "nan"])
 def test_an_upload_with_a_bad_wait_is_refused_and_nothing_is_kept(api, alice, wait):
     response, _ = timed_post(api, wait)

@@ -101,11 +101,29 @@ def test_bad_uploads_get_a_clear_message_and_store_nothing(alice_client, name):
     assert not Classification.objects.exists() and stored_files() == before
 
 
-def test_one_bad_file_among_good_ones_stores_nothing(alice_client):
-    files = [upload("good.jpg", badimages.jpeg()), upload("bad.jpg", b"nope")]
+def test_one_bad_file_among_good_ones_sinks_only_itself(alice_client, alice):
+    files = [
+        upload("good.jpg", badimages.jpeg()),
+        upload("bad.jpg", b"nope"),
+        upload("also-good.jpg", badimages.jpeg((40, 30))),
+    ]
+    response = alice_client.post(reverse("home"), {"images": files}, follow=True)
+    page = response.content.decode()
+    assert "bad.jpg was not sent: " in page and "not an image in a supported format" in page
+    assert "2 images sent for classification" in page
+    assert sorted(c.original_filename for c in Classification.objects.all()) == [
+        "also-good.jpg",
+        "good.jpg",
+    ]
+
+
+def test_only_bad_files_store_nothing(alice_client):
+    files = [upload("bad.jpg", b"nope"), upload("cut.jpg", badimages.truncated_jpeg())]
     before = stored_files()
     response = alice_client.post(reverse("home"), {"images": files})
     assert response.status_code == 400
+    page = response.content.decode()
+    assert "bad.jpg: " in page and "cut.jpg: The image is truncated or corrupt." in page
     assert not Classification.objects.exists() and stored_files() == before
 
 

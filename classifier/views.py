@@ -4,6 +4,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -44,6 +46,7 @@ def history_page(request, owner, *, read_only):
             "query": query.urlencode(),
             "searched": results.scan_window if cut_short else None,
             "further": further,
+            "selectable": not read_only,
         },
     )
 
@@ -163,10 +166,7 @@ def home(request):
             messages.warning(request, f"{refused.name} was not sent: {refused.refusal}")
         if len(created) == 1:
             return redirect("result", pk=created[0].pk)
-        messages.success(
-            request, f"{len(created)} images sent for classification; results appear below."
-        )
-        return redirect("history")
+        return redirect(f"{reverse('batch')}?ids={','.join(str(c.pk) for c in created)}")
     return render(
         request, "classifier/home.html", home_context(form), status=400 if form.errors else 200
     )
@@ -195,6 +195,49 @@ def result(request, pk):
             "can_delete": access.is_owner(request, classification),
             "can_correct": access.is_owner(request, classification),
         },
+    )
+
+
+def requested_ids(request) -> list[str]:
+    """The valid ids of `?ids=a,b,...`: a page of cards at most."""
+    return [i for i in request.GET.get("ids", "").split(",") if ObjectId.is_valid(i)][
+        : history.PAGE_SIZE * 4
+    ]
+
+
+@require_GET
+def batch(request):
+    """One upload's results as a grid that fills in as they end (static/js/live-cards.js)."""
+    order = requested_ids(request)
+    found = {str(c.pk): c for c in Classification.by_pks(order) if access.can_view(request, c)}
+    items = [found[i] for i in order if i in found]
+    return render(
+        request,
+        "classifier/batch.html",
+        {"items": items, "done": sum(c.is_finished for c in items)},
+    )
+
+
+@never_cache
+@require_GET
+def results_status(request):
+    """Where several results stand, in one answer for a page's unfinished cards: each with its
+    card's status rendered by the template the page itself used."""
+    visible = [
+        c for c in Classification.by_pks(requested_ids(request)) if access.can_view(request, c)
+    ]
+    return JsonResponse(
+        {
+            "results": [
+                {
+                    "id": str(c.pk),
+                    "status": c.status,
+                    "finished": c.is_finished,
+                    "html": render_to_string("classifier/_card_status.html", {"c": c}),
+                }
+                for c in visible
+            ]
+        }
     )
 
 

@@ -124,6 +124,14 @@ def broker_down():
 SCHEDULE = ("system", "mltrain", "classifier", "accounts")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item, so a fixture's teardown knows the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 def pytest_collection_modifyitems(items):
     def group(item) -> int:
         parts = item.path.relative_to(item.config.rootpath).parts

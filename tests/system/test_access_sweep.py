@@ -31,6 +31,8 @@ WEB = {
     "result_heatmap": ("get", "/c/{pk}/heatmap", dict(alice=202, bob=202, charlie=404, anonymous=404, deactivated=404)),
     "feedback": ("post", "/c/{pk}/feedback", dict(alice=302, bob=404, charlie=404, anonymous=404, deactivated=404)),
     "delete": ("post", "/c/{pk}/delete", dict(alice=302, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
+    "batch": ("get", "/batch/?ids={pk}", dict(alice=200, bob=200, charlie=200, anonymous=200, deactivated=200)),
+    "results_status": ("get", "/results/status?ids={pk}", dict(alice=200, bob=200, charlie=200, anonymous=200, deactivated=200)),
     "history": ("get", "/history/", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
     "delete_many": ("post", "/history/delete", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
     "export": ("get", "/history/export.csv", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),

@@ -4,6 +4,7 @@ find it by search, share it, and see it as the grantee."""
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ from tests.conftest import PASSWORD
 from tests.workers import start_worker, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Where a failed test leaves a screenshot of each page it had open (var/ is not in git).
+FAILURE_SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "browser-failures"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,6 +32,7 @@ class Browser:
     def __init__(self, chromium):
         self.chromium = chromium
         self.violations = []
+        self.contexts = []
 
     def new_page(self):
         return self.new_context().new_page()
@@ -36,7 +40,16 @@ class Browser:
     def new_context(self):
         context = self.chromium.new_context()
         context.on("console", self.console)
+        self.contexts.append(context)
         return context
+
+    def screenshots(self, test_name: str):
+        FAILURE_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        pages = [page for context in self.contexts for page in context.pages]
+        for number, page in enumerate(pages):
+            page.screenshot(
+                path=str(FAILURE_SCREENSHOTS / f"{test_name}-{number}.png"), full_page=True
+            )
 
     def console(self, message):
         if "Content Security Policy" in message.text:
@@ -44,7 +57,7 @@ class Browser:
 
 
 @pytest.fixture
-def browser():
+def browser(request):
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
     from playwright.sync_api import sync_playwright
@@ -57,6 +70,8 @@ def browser():
         )
         browser = Browser(chromium)
         yield browser
+        if getattr(request.node, "report_call", None) and request.node.report_call.failed:
+            browser.screenshots(request.node.name)
         chromium.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     assert browser.violations == []  # on every page a test visited
@@ -166,3 +181,37 @@ def test_api_docs_and_admin_run_under_the_policy_and_injected_scripts_do_not(
         "inline" in v for v in browser.violations
     )  # refused, and reported
     browser.violations.clear()
+
+
+def sign_in(browser, live_server, user):
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Signed in as")
+    page.goto(f"{live_server.url}/")
+    return page
+
+
+def test_a_batch_fills_in_live_and_a_bad_file_sinks_only_itself(
+    live_server, browser, worker, alice, tmp_path
+):
+    photos = []
+    for number in range(6):
+        photo = tmp_path / f"photo-{number}.jpg"
+        photo.write_bytes(badimages.jpeg((60 + number, 40)))
+        photos.append(str(photo))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(badimages.truncated_jpeg())
+    page = sign_in(browser, live_server, alice)
+
+    page.set_input_files("input[name=images]", [*photos[:3], str(broken), *photos[3:]])
+    page.click("text=Classify >> nth=-1")
+    page.wait_for_selector("text=broken.jpg was not sent: The image is truncated or corrupt.")
+    assert page.locator(".history-card").count() == 6
+    page.wait_for_selector("#batch-progress >> text=6 of 6 done", timeout=90_000)  # no reload
+    assert page.locator('.history-card[data-finished="true"] strong').count() == 6
+    page.goto(f"{live_server.url}/history/")
+    assert page.locator('.history-card[data-finished="true"]').count() == 6

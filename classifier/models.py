@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from classifier import files
 from classifier.jobs import JobStates
+from classifier.labels import display_label, displayed
 from classifier.probabilities import apply_temperature
 from classifier.validation import CLASS_NAME, inspect_image
 from imageclass.mongodb.documents import ConditionalUpdates, PlainDocuments
@@ -371,19 +372,21 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
         return [{"label": label, "probability": probability} for label, probability in ranked]
 
     def status_payload(self) -> dict:
-        """What the result page polls for."""
+        """What the result page polls for, its labels as pages show them."""
         return {
             "id": str(self.pk),
             "status": self.status,
             "finished": self.is_finished,
             "error": self.error,
-            "top_label": self.top_label,
+            "top_label": display_label(self.top_label),
             "top_probability": self.top_probability,
             "uncertain": self.is_uncertain,
             "out_of_distribution": self.is_out_of_distribution,
             "ood_score": self.ood_score,
-            "predictions": self.predictions,
-            "all_predictions": self.all_predictions() if self.status == self.Status.DONE else [],
+            "predictions": displayed(self.predictions),
+            "all_predictions": displayed(self.all_predictions())
+            if self.status == self.Status.DONE
+            else [],
             "model_version": self.model_name,
             "duration_ms": self.duration_ms,
         }

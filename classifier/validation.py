@@ -27,6 +27,7 @@ ALLOWED_FORMATS = {
     "WEBP": ("webp", "image/webp"),
     "BMP": ("bmp", "image/bmp"),
 }
+FORMAT_LIST = "JPEG, PNG, GIF, WebP, BMP"
 FORMAT_NAMES = "JPEG, PNG, GIF, WebP or BMP"
 # Images up to this size are checked by decoding them in full (at most 16 MB of RGBA).
 FULL_DECODE_PIXELS = 4_000_000

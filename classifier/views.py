@@ -15,7 +15,7 @@ from classifier import access, dispatch, history
 from classifier.forms import MAX_FILES, UploadForm
 from classifier.history import HistoryFilter
 from classifier.models import Classification, ModelVersion
-from classifier.validation import ALLOWED_FORMATS
+from classifier.validation import FORMAT_LIST
 from imageclass.middleware import RETRY_AFTER_SECONDS, ServiceUnavailable
 
 
@@ -178,7 +178,7 @@ def home_context(form, created=()):
         "model": ModelVersion.active(),
         "max_files": form.max_files,
         "max_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
-        "formats": ", ".join(f.title() if f != "JPEG" else f for f in ALLOWED_FORMATS),
+        "formats": FORMAT_LIST,
         "created": created,
     }
 

@@ -2,4 +2,5 @@ from django.conf import settings
 
 
 def site(request):
-    return {"site_name": settings.SITE_NAME}
+    # Not "site_name": Django's auth views put the request's host under that name.
+    return {"brand": settings.SITE_NAME}

@@ -1,5 +1,7 @@
 from django import template
 
+from classifier.labels import display_label
+
 register = template.Library()
 
 
@@ -9,3 +11,6 @@ def percent(value, digits=1):
     if value is None or value == "":
         return ""
     return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+register.filter("label", display_label)

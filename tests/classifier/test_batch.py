@@ -39,7 +39,7 @@ def test_one_poll_answers_for_every_card_as_the_card_renders_it(alice_client, al
     queued = make_result(alice, status="queued")
     answers = status_of(alice_client, done, queued)
     assert answers[str(done.pk)]["finished"] is True
-    assert "<strong>ship</strong> 97.0%" in answers[str(done.pk)]["html"]
+    assert "<strong>Ship</strong> 97.0%" in answers[str(done.pk)]["html"]
     assert answers[str(queued.pk)] == {
         "id": str(queued.pk),
         "status": "queued",

@@ -59,7 +59,7 @@ API = {
 }
 # Open to everyone by design: sign-up, login, password reset, health, API docs, home, token.
 PUBLIC = {
-    "healthz", "readyz", "schema", "api-docs", "home", "signup", "login", "logout", "password_reset",
+    "favicon", "healthz", "readyz", "schema", "api-docs", "home", "signup", "login", "logout", "password_reset",
     "password_reset_done", "password_reset_confirm", "password_reset_complete", "api:register", "api:token",
 }
 # fmt: on

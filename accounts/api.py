@@ -56,6 +56,12 @@ class RegisterSerializer(serializers.Serializer):
 class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    name = serializers.CharField(
+        required=False,
+        max_length=100,
+        default="",
+        help_text="what to call the token on the profile page, such as the device using it",
+    )
 
 
 TokenSerializer = inline_serializer("Token", {"token": serializers.CharField()})
@@ -99,13 +105,15 @@ class TokenView(APIView):
             user = throttle.attempt(
                 credentials["username"],
                 throttle.client_address(request),
-                lambda: authenticate(request, **credentials),
+                lambda: authenticate(
+                    request, username=credentials["username"], password=credentials["password"]
+                ),
             )
         except throttle.LockedOut as locked:
             raise exceptions.Throttled(locked.seconds, "Too many failed login attempts.") from None
         if user is None:
             raise exceptions.AuthenticationFailed("Wrong username or password.")
-        return Response({"token": ApiToken.issue(user)})
+        return Response({"token": ApiToken.issue(user, credentials["name"])})
 
     @extend_schema(request=None, responses={204: None}, summary="Revoke the token of this request")
     def delete(self, request):

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 log = logging.getLogger(__name__)
@@ -69,23 +70,32 @@ class ApiToken(models.Model):
     shown once. It stops working when the user is deactivated or changes their password (it
     is bound to the same hash Django uses to end sessions on a password change)."""
 
+    # A request that authenticates records its time at most this often per token: a write per
+    # request would cost the database more than the request itself.
+    LAST_USED_EVERY = 300
+
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="what the owner calls it")
     digest = models.CharField(max_length=64, unique=True)
     password_binding = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
-        return f"API token of {self.user} ({self.created_at:%Y-%m-%d})"
+        return f"API token {self.name or ''} of {self.user} ({self.created_at:%Y-%m-%d})"
 
     @staticmethod
     def hash(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user) -> str:
+    def issue(cls, user, name: str = "") -> str:
         key = secrets.token_urlsafe(32)
         cls.objects.create(
-            user=user, digest=cls.hash(key), password_binding=user.get_session_auth_hash()
+            user=user,
+            name=name.strip()[:100],
+            digest=cls.hash(key),
+            password_binding=user.get_session_auth_hash(),
         )
         return key
 
@@ -100,6 +110,7 @@ class ApiToken(models.Model):
         digest = cls.hash(key)
         user = cls.cached_user(digest)
         if user is not None:
+            cls.note_use(digest)
             return user
         # Two point lookups on unique indexes: a join ($lookup) cost the embedded engine two
         # thirds of its time under load.
@@ -112,7 +123,20 @@ class ApiToken(models.Model):
         ):
             return None
         cls.remember_user(digest, user)
+        cls.note_use(digest)
         return user
+
+    @classmethod
+    def note_use(cls, digest: str):
+        """Record that the token was used, once per LAST_USED_EVERY seconds (the cache's add
+        is the gate; without a cache, every use is recorded)."""
+        try:
+            first = cache.add(f"apitoken-used:{digest}", 1, cls.LAST_USED_EVERY)
+        except Exception as exc:
+            log.warning("token cache unavailable: %s", exc)
+            first = True
+        if first:
+            cls.objects.filter(digest=digest).update(last_used_at=timezone.now())
 
     @staticmethod
     def cache_key(digest: str) -> str:

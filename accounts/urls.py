@@ -10,6 +10,8 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("shares/", views.share_grant, name="share_grant"),
     path("shares/<str:pk>/revoke", views.share_revoke, name="share_revoke"),
+    path("tokens/", views.token_create, name="token_create"),
+    path("tokens/<str:pk>/revoke", views.token_revoke, name="token_revoke"),
     path(
         "password/change/",
         auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("password_change_done")),

@@ -8,11 +8,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import throttle
 from accounts.forms import ProfileForm, SignupForm, ThrottledAuthenticationForm, wait_text
-from accounts.models import Share
+from accounts.models import ApiToken, Share
 from imageclass.throttling import hit, parse_rate, web_wait
 
 
@@ -77,8 +78,48 @@ def profile(request):
         form.save()
         messages.success(request, "Your profile was saved.")
         return redirect("profile")
-    shares = Share.objects.filter(owner=request.user).select_related("grantee")
-    return render(request, "accounts/profile.html", {"form": form, "shares": shares})
+    return render(request, "accounts/profile.html", profile_context(request, form))
+
+
+def profile_context(request, form, new_token: str = "") -> dict:
+    return {
+        "form": form,
+        "shares": Share.objects.filter(owner=request.user).select_related("grantee"),
+        "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "new_token": new_token,
+    }
+
+
+@login_required
+@require_POST
+def token_create(request):
+    """A new named API token, shown on this one page and never again (only its hash is kept):
+    rendered, not redirected, so it is stored nowhere on the way."""
+    name = request.POST.get("name", "").strip()
+    if not name:
+        messages.error(request, "Give the token a name, such as the device that will use it.")
+        return redirect(reverse("profile") + "#tokens")
+    key = ApiToken.issue(request.user, name)
+    response = render(
+        request,
+        "accounts/profile.html",
+        profile_context(request, ProfileForm(instance=request.user), new_token=key),
+        status=201,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request, pk):
+    try:
+        token = ApiToken.objects.get(pk=pk, user=request.user)
+    except (ApiToken.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404 from None
+    token.delete()
+    messages.success(request, f"The token {token.name or '(unnamed)'} was revoked.")
+    return redirect(reverse("profile") + "#tokens")
 
 
 @login_required

@@ -33,6 +33,8 @@ WEB = {
     "delete": ("post", "/c/{pk}/delete", dict(alice=302, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
     "batch": ("get", "/batch/?ids={pk}", dict(alice=200, bob=200, charlie=200, anonymous=200, deactivated=200)),
     "results_status": ("get", "/results/status?ids={pk}", dict(alice=200, bob=200, charlie=200, anonymous=200, deactivated=200)),
+    "token_create": ("post", "/accounts/tokens/", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
+    "token_revoke": ("post", "/accounts/tokens/{token}/revoke", dict(alice=302, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
     "history": ("get", "/history/", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
     "delete_many": ("post", "/history/delete", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
     "export": ("get", "/history/export.csv", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
@@ -97,11 +99,19 @@ def world(alice, bob, charlie, active_model):
     dave.save()
     web["deactivated"], api["deactivated"] = web.pop("dave"), api.pop("dave")
     web["anonymous"], api["anonymous"] = Client(), APIClient()
-    return {"pk": str(result.pk), "share": str(share.pk), "web": web, "api": api, "result": result}
+    token = ApiToken.objects.filter(user=alice).first()
+    return {
+        "pk": str(result.pk),
+        "share": str(share.pk),
+        "token": str(token.pk),
+        "web": web,
+        "api": api,
+        "result": result,
+    }
 
 
 def request(client, method, path, world):
-    path = path.format(pk=world["pk"], share=world["share"])
+    path = path.format(pk=world["pk"], share=world["share"], token=world["token"])
     data = (
         {"ids": [world["pk"]]}
         if path.endswith("/history/delete")

@@ -156,7 +156,7 @@ DATE_OR_MOMENT = {
 }
 LIST_PARAMETERS = [
     OpenApiParameter("cursor", str, description="from `next` or `previous` of a page"),
-    OpenApiParameter("label", str, description="top label equals"),
+    OpenApiParameter("label", str, description="top label equals, whatever its case"),
     OpenApiParameter("min_probability", float, description="top probability at least (0-1)"),
     OpenApiParameter("status", str, enum=Classification.Status.values),
     OpenApiParameter("created_after", DATE_OR_MOMENT, description="on or after this day or moment"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from pymongo import ASCENDING, DESCENDING
 
+from classifier.labels import display_label
 from classifier.models import Classification
 
 PAGE_SIZE = 24
@@ -26,6 +27,7 @@ PAGE_SIZE = 24
 # owner's whole history for a rare filename.
 SCAN_WINDOW = 5000
 UNINDEXED = ("original_filename", "top_probability")
+COUNT_LIMIT = 10_000  # a count stops here: "more than 10,000 match"
 # Ids below and above every ObjectId: positions before and after all the results of a moment.
 FIRST_ID, LAST_ID = ObjectId("0" * 24), ObjectId("f" * 24)
 EXPORT_FIELDS = (
@@ -36,6 +38,7 @@ EXPORT_FIELDS = (
     "source_url",
     "top_label",
     "top_probability",
+    "corrected_label",
     "model_version",
     "format",
     "width",
@@ -94,18 +97,36 @@ def parsed(text: str) -> tuple:
         return None, None
 
 
+class DayInput(forms.DateInput):
+    """A date picker: the browser shows the reader's own format and sends ISO 8601, the one
+    format the filter reads, so "07/12/2026" can never silently mean 12 July."""
+
+    input_type = "date"
+
+
 class HistoryFilter(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Filename contains")
-    label = forms.CharField(required=False, max_length=100)
+    label = forms.CharField(
+        required=False, max_length=100, help_text="top label equals (case-insensitive)"
+    )
     min_probability = forms.FloatField(
         required=False, min_value=0, max_value=100, label="Min. probability (%)"
     )
     status = forms.ChoiceField(
         required=False, choices=[("", "any")] + Classification.Status.choices
     )
-    created_after = MomentField(required=False, label="From")
-    created_before = MomentField(required=False, label="To", upper=True)
+    created_after = MomentField(required=False, label="From", widget=DayInput)
+    created_before = MomentField(required=False, label="To", upper=True, widget=DayInput)
     probability_scale = 100  # the web form takes percentages
+
+    def offer_labels(self, labels: list[str]):
+        """Make the label filter a choice among `labels` (those in the history), as shown on
+        pages; a label asked for that is not among them stays offered, and matches nothing."""
+        asked = self.data.get("label", "")
+        offered = sorted(set(labels) | ({asked} if asked else set()), key=str.lower)
+        self.fields["label"].widget = forms.Select(
+            choices=[("", "any")] + [(name, display_label(name)) for name in offered]
+        )
 
     def conditions(self) -> dict | None:
         """The filter as MongoDB conditions, one flat condition per field (None when the form
@@ -117,7 +138,7 @@ class HistoryFilter(forms.Form):
         if data["q"]:
             conditions["original_filename"] = {"$regex": re.escape(data["q"]), "$options": "i"}
         if data["label"]:
-            conditions["top_label"] = data["label"]
+            conditions["top_label"] = data["label"]  # History makes it case-insensitive
         if data["min_probability"] is not None:
             conditions["top_probability"] = {
                 "$gte": data["min_probability"] / self.probability_scale
@@ -177,11 +198,52 @@ class History:
     def __init__(self, owner, filters: HistoryFilter):
         conditions = filters.conditions()
         self.empty = conditions is None
-        self.conditions = {
-            Classification._meta.get_field("owner").column: owner.pk,
-            **(conditions or {}),
-        }
+        self.owner = {Classification._meta.get_field("owner").column: owner.pk}
+        self.conditions = {**self.owner, **(conditions or {})}
+        if "top_label" in self.conditions:
+            self.conditions["top_label"] = self.spellings(self.conditions["top_label"])
         self.windowed = any(name in self.conditions for name in UNINDEXED)
+
+    def labels(self) -> list[str]:
+        """The top labels in the owner's whole history."""
+        return sorted(label for label in self.collection.distinct("top_label", self.owner) if label)
+
+    def spellings(self, label: str):
+        """The condition matching `label` whatever its case, as one value of the (owner, top
+        label) index wherever the history spells it one way."""
+        found = [name for name in self.labels() if name.lower() == label.lower()] or [label]
+        return found[0] if len(found) == 1 else {"$in": found}
+
+    def count(self) -> tuple[int, bool]:
+        """(how many results match, whether there are more than that): exact up to COUNT_LIMIT
+        for indexed conditions; with unindexed ones, among the newest `scan_window` results."""
+        if self.empty:
+            return 0, False
+        if not self.windowed:
+            found = self.collection.count_documents(self.conditions, limit=COUNT_LIMIT + 1)
+            return min(found, COUNT_LIMIT), found > COUNT_LIMIT
+        indexed = {k: v for k, v in self.conditions.items() if k not in UNINDEXED}
+        unindexed = {k: v for k, v in self.conditions.items() if k in UNINDEXED}
+        [found] = self.collection.aggregate(
+            [
+                {"$match": indexed},
+                {"$sort": dict(self.NEWEST_FIRST)},
+                {"$limit": self.scan_window + 1},
+                {
+                    "$facet": {
+                        "matching": [
+                            {"$limit": self.scan_window},
+                            {"$match": unindexed},
+                            {"$count": "n"},
+                        ],
+                        "read": [{"$count": "n"}],
+                    }
+                },
+            ]
+        )
+        matching = found["matching"][0]["n"] if found["matching"] else 0
+        read = found["read"][0]["n"] if found["read"] else 0
+        return matching, read > self.scan_window
 
     @property
     def collection(self):
@@ -312,6 +374,7 @@ def export_row(item: Classification) -> dict:
         "source_url": item.source_url,
         "top_label": item.top_label,
         "top_probability": item.top_probability,
+        "corrected_label": item.corrected_label,
         "model_version": item.model_name,
         "format": item.format,
         "width": item.width,

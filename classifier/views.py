@@ -22,7 +22,9 @@ from imageclass.middleware import RETRY_AFTER_SECONDS, ServiceUnavailable
 def history_page(request, owner, *, read_only):
     filters = HistoryFilter(request.GET)
     results = history.History(owner, filters)
+    filters.offer_labels(results.labels())
     items, older, newer = results.page(request.GET.get("older", ""), request.GET.get("newer", ""))
+    matching, more = results.count()
     # A search that no index holds stops at its window: say so, or a short page reads as the end.
     further = "Newer" if request.GET.get("newer") else "Older"
     cut_short = (
@@ -47,6 +49,11 @@ def history_page(request, owner, *, read_only):
             "searched": results.scan_window if cut_short else None,
             "further": further,
             "selectable": not read_only,
+            "matching": matching,
+            "more": more,
+            "windowed": results.windowed,
+            "window": results.scan_window,
+            "filtered": bool(filters.is_valid() and any(filters.cleaned_data.values())),
         },
     )
 

@@ -157,3 +157,68 @@ def test_export_json(alice_client, alice):
 
 def test_export_requires_login(client, db):
     assert client.get(reverse("export", args=["csv"])).status_code == 302
+
+
+def test_dates_are_date_pickers_and_labels_a_list_of_those_in_the_history(alice_client, alice, bob):
+    make_result(alice, "cat")
+    make_result(alice, "golden_retriever")
+    make_result(bob, "ship")  # not alice's: not offered to her
+    page = alice_client.get(reverse("history")).content.decode()
+    assert page.count('type="date"') == 2
+    label_select = page[
+        page.index('<select name="label"') : page.index(
+            "</select>", page.index('<select name="label"')
+        )
+    ]
+    assert '<option value="cat">Cat</option>' in label_select
+    assert '<option value="golden_retriever">Golden retriever</option>' in label_select
+    assert "ship" not in label_select
+
+
+def test_the_label_filter_ignores_case(alice_client, alice):
+    cat = make_result(alice, "cat")
+    make_result(alice, "dog")
+    assert listed(alice_client.get(reverse("history") + "?label=CAT")) == [str(cat.pk)]
+    api = alice_client.get("/api/v1/classifications/?label=Cat").json()
+    assert [r["id"] for r in api["results"]] == [str(cat.pk)]
+
+
+def test_the_page_says_how_many_match(alice_client, alice, monkeypatch):
+    for _ in range(3):
+        make_result(alice, "cat", filename="cat.jpg")
+    make_result(alice, "dog", filename="dog.jpg")
+
+    def counted(query):
+        page = alice_client.get(reverse("history") + query).content.decode()
+        line = page.split('id="match-count" aria-live="polite">')[1].split("</p>")[0]
+        return re.sub(r"\s+", " ", line).strip()
+
+    assert counted("") == "4 results."
+    assert counted("?label=cat") == "3 results match these filters."
+    assert counted("?label=dog") == "1 result matches these filters."
+    assert counted("?q=nothing") == "0 results match these filters."
+    monkeypatch.setattr(History, "scan_window", 2)
+    assert counted("?q=cat") == (  # the newest two are dog.jpg and one cat.jpg
+        "At least 1 result matches these filters (only the newest 2 were searched)."
+    )
+
+
+def test_corrected_labels_show_on_cards_and_in_exports(alice_client, alice):
+    result = make_result(alice, "cat")
+    result.correct("dog")
+    card = alice_client.get(reverse("history")).content.decode()
+    assert "corrected to <strong>Dog</strong>" in card
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(
+                    alice_client.get(reverse("export", args=["csv"])).streaming_content
+                ).decode()
+            )
+        )
+    )
+    assert rows[0]["corrected_label"] == "dog"
+    exported = json.loads(
+        b"".join(alice_client.get(reverse("export", args=["json"])).streaming_content)
+    )
+    assert exported[0]["corrected_label"] == "dog"

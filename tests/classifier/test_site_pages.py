@@ -53,6 +53,11 @@ def test_a_shared_result_says_whose_it_is(alice, bob):
         "Shared with you by <strong>alice</strong>"
         in logged_in(bob).get(reverse("result", args=[result.pk])).content.decode()
     )
+    result.correct("dog")
+    assert (
+        "alice corrected this to <strong>Dog</strong>"
+        in logged_in(bob).get(reverse("result", args=[result.pk])).content.decode()
+    )
     assert (
         'id="shared-by"'
         not in logged_in(alice).get(reverse("result", args=[result.pk])).content.decode()

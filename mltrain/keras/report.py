@@ -250,9 +250,15 @@ def model_card(
         "",
         "## Recipe",
         f"- Architecture `{config['architecture']}`, {run['parameters']:,} parameters.",
-        f"- {len(history)} epochs, batch {config['batch_size']}. {run.get('recipe') or cifar_recipe(run)}",
-        f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config.get('hyperparameters') or {})}`.",
-        f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
+        *(
+            [f"- {run['recipe']}"]
+            if run.get("members")
+            else [
+                f"- {len(history)} epochs, batch {config['batch_size']}. {run.get('recipe') or cifar_recipe(run)}",
+                f"- Hyperparameters: `{json.dumps(run.get('hyperparameters') or config.get('hyperparameters') or {})}`.",
+                f"- Wall time {seconds / 60:.1f} min on {run.get('hardware', run['device'])}.",
+            ]
+        ),
         "",
         "## Validation",
         f"- Accuracy **{metrics['accuracy']:.2%}**, loss {metrics['loss']:.4f} "

@@ -5,6 +5,7 @@ import time
 import redis
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -399,13 +400,73 @@ class ClassificationDetailView(APIView):
             classification = Classification.by_pk(classification.pk)
         return Response(ClassificationSerializer(classification, context={"request": request}).data)
 
-    @extend_schema(responses={204: None}, summary="Delete a result and its image")
+    @extend_schema(
+        responses={204: None},
+        summary="Move a result to the trash",
+        description=f"It leaves the lists at once and stays restorable for {settings.TRASH_DAYS} "
+        "days (`trash/`); `DELETE trash/{id}/` deletes it and its image for good.",
+    )
     def delete(self, request, pk):
         classification = access.visible_classification(request, pk)
         if not access.is_owner(request, classification):
             raise Http404
-        classification.delete()
+        classification.move_to_trash(request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrashSerializer(ClassificationSerializer):
+    trashed_at = serializers.DateTimeField()
+
+    class Meta(ClassificationSerializer.Meta):
+        fields = (*ClassificationSerializer.Meta.fields, "trashed_at")
+
+    def to_representation(self, obj):
+        return {
+            **super().to_representation(obj),
+            "trashed_at": self.datetime_field.to_representation(obj.trashed_at),
+        }
+
+
+def trashed(request, pk) -> Classification:
+    try:
+        return Classification.in_trash(request.user, pk)
+    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404 from None
+
+
+class TrashListView(APIView):
+    @extend_schema(responses=TrashSerializer(many=True), summary="My trash, last deleted first")
+    def get(self, request):
+        items = Classification.trash_of(request.user)
+        return Response(TrashSerializer(items, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        responses={204: None}, summary="Empty my trash: results and images gone for good"
+    )
+    def delete(self, request):
+        Classification.empty_trash(request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrashDetailView(APIView):
+    @extend_schema(
+        operation_id="trash_purge",
+        responses={204: None},
+        summary="Delete a trashed result and its image for good",
+    )
+    def delete(self, request, pk):
+        trashed(request, pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrashRestoreView(APIView):
+    @extend_schema(
+        request=None, responses=ClassificationSerializer, summary="Put a trashed result back"
+    )
+    def post(self, request, pk):
+        classification = trashed(request, pk)
+        classification.restore(request.user)
+        return Response(ClassificationSerializer(classification, context={"request": request}).data)
 
 
 class ClassificationImageView(APIView):

@@ -275,6 +275,18 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
     )  # the last claim's: a batch's claim reads which it won
     requeues = models.PositiveSmallIntegerField(default=0)  # times the sweep sent it again
     timings = models.JSONField(default=dict, blank=True)
+    # A deleted result waits in its owner's trash with its owner moved here: every history
+    # read goes by owner, so history, search, exports, shares and the API lists leave it out
+    # with no condition added to their indexed queries.
+    trashed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="trashed_results",
+        db_index=False,
+    )
+    trashed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -297,6 +309,8 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
             ),
             # Serves both of the stuck-job sweep's queries (claims go by the announced ids).
             models.Index(fields=["status", "queued_at"], name="classification_sweep_queued"),
+            models.Index(fields=["trashed_by", "-trashed_at"], name="classification_trash"),
+            models.Index(fields=["trashed_at"], name="classification_trash_age"),
         ]
 
     def __str__(self):
@@ -395,6 +409,58 @@ class Classification(JobStates, PlainDocuments, ConditionalUpdates, models.Model
         READY = "ready"
         PENDING = "pending"
         UNAVAILABLE = "unavailable"
+
+    def move_to_trash(self, user) -> bool:
+        """Move the owner's result to their trash (files kept); False if it is not theirs or
+        no longer where it was."""
+        return self.transition(
+            {"owner_id": user.pk},
+            owner=None,
+            trashed_by=user,
+            trashed_at=timezone.now(),
+            session_key="",
+        )
+
+    def restore(self, user) -> bool:
+        """Back from `user`'s trash into their history, where it was."""
+        return self.transition(
+            {"trashed_by_id": user.pk}, owner=user, trashed_by=None, trashed_at=None
+        )
+
+    @classmethod
+    def trash_of(cls, user) -> list["Classification"]:
+        """The user's trash, most recently deleted first."""
+        found = connection.database[cls._meta.db_table].find(
+            {"trashed_by_id": user.pk}, sort=[("trashed_at", -1)]
+        )
+        return [cls.from_document(document) for document in found]
+
+    @classmethod
+    def in_trash(cls, user, pk) -> "Classification":
+        """One result of the user's trash, or DoesNotExist."""
+        found = cls.by_pk(pk)
+        if found.trashed_by_id != user.pk:
+            raise cls.DoesNotExist(f"No result {pk} in the trash of {user}.")
+        return found
+
+    @classmethod
+    def purge(cls, documents) -> int:
+        """Delete these trashed results for good, record then files; returns how many."""
+        purged = 0
+        for document in documents:
+            cls.from_document(document).delete()
+            purged += 1
+        return purged
+
+    @classmethod
+    def empty_trash(cls, user) -> int:
+        table = connection.database[cls._meta.db_table]
+        return cls.purge(table.find({"trashed_by_id": user.pk}))
+
+    @classmethod
+    def purge_trash_older_than(cls, moment) -> int:
+        table = connection.database[cls._meta.db_table]
+        return cls.purge(table.find({"trashed_at": {"$lt": moment}}))
 
     def delete(self, *args, **kwargs):
         """Delete the record, then its files (an orphaned file is harmless; a record whose

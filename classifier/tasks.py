@@ -307,3 +307,11 @@ def sweep_stuck_jobs():
         if job.requeue():
             classify.delay(str(job.pk))
     return len(stuck)
+
+
+@shared_task(ignore_result=True)
+def purge_old_trash():
+    """Purge results deleted more than TRASH_DAYS ago, records and files. Safe to run twice."""
+    return Classification.purge_trash_older_than(
+        timezone.now() - timedelta(days=settings.TRASH_DAYS)
+    )

@@ -16,6 +16,11 @@ urlpatterns = [
     path("history/", views.my_history, name="history"),
     path("history/delete", views.delete_many, name="delete_many"),
     path("history/export.<str:fmt>", views.export, name="export"),
+    path("trash/", views.trash, name="trash"),
+    path("trash/empty", views.trash_empty, name="trash_empty"),
+    path("trash/<str:pk>/thumbnail", views.trash_thumbnail, name="trash_thumbnail"),
+    path("trash/<str:pk>/restore", views.trash_restore, name="trash_restore"),
+    path("trash/<str:pk>/purge", views.trash_purge, name="trash_purge"),
     path("shared/", views.shared_with_me, name="shared"),
     path("shared/<str:username>/", views.shared_history, name="shared_history"),
 ]

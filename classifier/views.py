@@ -2,6 +2,7 @@ from bson import ObjectId
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -83,14 +84,21 @@ def shared_history(request, username):
 @login_required
 @require_POST
 def delete_many(request):
+    """Move the ticked results to the trash, back to the history page with its filters."""
+    back = reverse("history") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
     ids = [i for i in request.POST.getlist("ids")[: history.PAGE_SIZE * 4] if ObjectId.is_valid(i)]
-    # By id, the owner checked here: the ORM's owner-and-ids filter is an $and, which the
-    # embedded engine answers by scanning every result.
-    doomed = [found for found in Classification.by_pks(ids) if found.owner_id == request.user.pk]
-    for classification in doomed:
-        classification.delete()
-    messages.success(request, f"Deleted {len(doomed)} result(s).")
-    return redirect("history")
+    if not ids:
+        messages.info(request, "Nothing was deleted: tick the results to delete first.")
+        return redirect(back)
+    # By id, the owner checked by the conditional move: the ORM's owner-and-ids filter is an
+    # $and, which the embedded engine answers by scanning every result.
+    moved = sum(found.move_to_trash(request.user) for found in Classification.by_pks(ids))
+    messages.success(
+        request,
+        f"Moved {moved} result{'s' if moved != 1 else ''} to the trash "
+        f"(restorable for {settings.TRASH_DAYS} days).",
+    )
+    return redirect(back)
 
 
 @login_required
@@ -99,9 +107,65 @@ def delete_one(request, pk):
     classification = access.visible_classification(request, pk)
     if not access.is_owner(request, classification):
         raise Http404
-    classification.delete()
-    messages.success(request, "The result and its image were deleted.")
+    classification.move_to_trash(request.user)
+    messages.success(
+        request,
+        f"The result was moved to the trash (restorable for {settings.TRASH_DAYS} days).",
+    )
     return redirect("history")
+
+
+@login_required
+@require_GET
+def trash(request):
+    return render(
+        request,
+        "classifier/trash.html",
+        {"items": Classification.trash_of(request.user), "days": settings.TRASH_DAYS},
+    )
+
+
+def trashed(request, pk) -> Classification:
+    try:
+        return Classification.in_trash(request.user, pk)
+    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404 from None
+
+
+@login_required
+@require_GET
+def trash_thumbnail(request, pk):
+    return access.thumbnail_response(trashed(request, pk))
+
+
+@login_required
+@require_POST
+def trash_restore(request, pk):
+    classification = trashed(request, pk)
+    classification.restore(request.user)
+    messages.success(
+        request, f"{classification.original_filename or 'The result'} is back in your history."
+    )
+    return redirect("trash")
+
+
+@login_required
+@require_POST
+def trash_purge(request, pk):
+    trashed(request, pk).delete()
+    messages.success(request, "The result and its image were deleted for good.")
+    return redirect("trash")
+
+
+@login_required
+@require_POST
+def trash_empty(request):
+    purged = Classification.empty_trash(request.user)
+    messages.success(
+        request,
+        f"The trash was emptied: {purged} result{'s' if purged != 1 else ''} deleted for good.",
+    )
+    return redirect("trash")
 
 
 @require_POST

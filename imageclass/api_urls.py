@@ -33,6 +33,13 @@ urlpatterns = [
         classifier_api.ClassificationFeedbackView.as_view(),
         name="classification-feedback",
     ),
+    path("trash/", classifier_api.TrashListView.as_view(), name="trash-list"),
+    path("trash/<str:pk>/", classifier_api.TrashDetailView.as_view(), name="trash-detail"),
+    path(
+        "trash/<str:pk>/restore/",
+        classifier_api.TrashRestoreView.as_view(),
+        name="trash-restore",
+    ),
     path("shares/", accounts_api.ShareListView.as_view(), name="share-list"),
     path("shares/<str:pk>/", accounts_api.ShareDetailView.as_view(), name="share-detail"),
     path(

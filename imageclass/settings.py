@@ -375,7 +375,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mltrain.tasks.sweep_abandoned_jobs",
         "schedule": 10 * SWEEP_INTERVAL,
     },
+    "purge-old-trash": {"task": "classifier.tasks.purge_old_trash", "schedule": 3600},
 }
+# Deleted results wait this many days in their owner's trash (restorable), then are purged.
+TRASH_DAYS = env_int("TRASH_DAYS", 30, minimum=0)
 TOP_K = env_int("TOP_K", 3, minimum=1)
 # A heatmap asked for but not made within this many seconds is asked for again.
 HEATMAP_RETRY_AFTER = env_int("HEATMAP_RETRY_AFTER", 60, minimum=5)

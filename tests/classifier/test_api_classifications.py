@@ -181,8 +181,9 @@ def test_detail_image_and_delete_scoped_to_owner(alice, bob, charlie):
     assert api_client_for(charlie).delete(url).status_code == 404
     image = api_client_for(alice).get(url + "image/")
     assert image["Content-Type"] == "image/jpeg"
-    assert api_client_for(alice).delete(url).status_code == 204
-    assert not Classification.objects.exists()
+    assert api_client_for(alice).delete(url).status_code == 204  # to the trash
+    assert api_client_for(alice).get(url).status_code == 404
+    assert Classification.objects.get().trashed_by == alice
     assert api_client_for(alice).get("/api/v1/classifications/not-an-id/").status_code == 404
 
 

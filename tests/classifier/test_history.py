@@ -4,12 +4,10 @@ import json
 import re
 from datetime import timedelta
 
-from django.core.files.storage import storages
 from django.urls import reverse
 from django.utils import timezone
 
 from classifier.history import History
-from classifier.models import Classification
 from tests.conftest import make_result
 
 
@@ -108,31 +106,6 @@ def test_a_garbled_cursor_shows_the_first_page(alice_client, alice):
     assert listed(alice_client.get(reverse("history"), {"older": "%%%not-a-cursor"})) == [
         str(result.pk)
     ]
-
-
-def test_delete_many_deletes_only_mine_with_their_images(alice_client, alice, bob):
-    mine = [make_result(alice) for _ in range(2)]
-    keep = make_result(alice)
-    bobs = make_result(bob)
-    response = alice_client.post(
-        reverse("delete_many"), {"ids": [str(m.pk) for m in mine] + [str(bobs.pk), "junk"]}
-    )
-    assert response.status_code == 302
-    assert set(Classification.objects.values_list("pk", flat=True)) == {keep.pk, bobs.pk}
-    assert not any(storages["default"].exists(m.image_key) for m in mine)
-    assert storages["default"].exists(bobs.image_key)
-
-
-def test_delete_one(client, alice, bob, charlie):
-    result = make_result(alice)
-    url = reverse("delete", args=[result.pk])
-    for user in (bob, charlie):
-        client.force_login(user)
-        assert client.post(url).status_code == 404
-    client.force_login(alice)
-    assert client.get(url).status_code == 405
-    assert client.post(url).status_code == 302
-    assert not Classification.objects.exists() and not storages["default"].exists(result.image_key)
 
 
 def test_export_csv_follows_the_filters_and_defuses_formulas(alice_client, alice, bob):

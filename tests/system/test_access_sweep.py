@@ -35,6 +35,11 @@ WEB = {
     "results_status": ("get", "/results/status?ids={pk}", dict(alice=200, bob=200, charlie=200, anonymous=200, deactivated=200)),
     "token_create": ("post", "/accounts/tokens/", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
     "token_revoke": ("post", "/accounts/tokens/{token}/revoke", dict(alice=302, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
+    "trash": ("get", "/trash/", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
+    "trash_empty": ("post", "/trash/empty", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
+    "trash_thumbnail": ("get", "/trash/{pk}/thumbnail", dict(alice=404, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
+    "trash_restore": ("post", "/trash/{pk}/restore", dict(alice=404, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
+    "trash_purge": ("post", "/trash/{pk}/purge", dict(alice=404, bob=404, charlie=404, anonymous=LOGIN, deactivated=LOGIN)),
     "history": ("get", "/history/", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
     "delete_many": ("post", "/history/delete", dict(alice=302, bob=302, charlie=302, anonymous=LOGIN, deactivated=LOGIN)),
     "export": ("get", "/history/export.csv", dict(alice=200, bob=200, charlie=200, anonymous=LOGIN, deactivated=LOGIN)),
@@ -55,6 +60,9 @@ API = {
     "api:shared-history": ("get", "/api/v1/shared/alice/classifications/", dict(alice=404, bob=200, charlie=404, anonymous=401, deactivated=401)),
     "api:share-list": ("get", "/api/v1/shares/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
     "api:share-detail": ("delete", "/api/v1/shares/{share}/", dict(alice=204, bob=404, charlie=404, anonymous=401, deactivated=401)),
+    "api:trash-list": ("get", "/api/v1/trash/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
+    "api:trash-detail": ("delete", "/api/v1/trash/{pk}/", dict(alice=404, bob=404, charlie=404, anonymous=401, deactivated=401)),
+    "api:trash-restore": ("post", "/api/v1/trash/{pk}/restore/", dict(alice=404, bob=404, charlie=404, anonymous=401, deactivated=401)),
     "api:me": ("get", "/api/v1/me/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
     "api:model-list": ("get", "/api/v1/models/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
     "api:model-active": ("get", "/api/v1/models/active/", dict(alice=200, bob=200, charlie=200, anonymous=401, deactivated=401)),
@@ -164,7 +172,8 @@ def test_only_the_owner_deletes_through_the_api(world, visitor, status):
 
     response = world["api"][visitor].delete(f"/api/v1/classifications/{world['pk']}/")
     assert response.status_code == status
-    assert Classification.objects.filter(pk=world["pk"]).exists() == (visitor != "alice")
+    trashed = Classification.by_pk(world["pk"]).trashed_by_id is not None
+    assert trashed == (visitor == "alice")
 
 
 @pytest.mark.parametrize("visitor", ["bob", "charlie", "anonymous", "deactivated"])
@@ -173,7 +182,7 @@ def test_others_cannot_delete_through_the_web(world, visitor):
 
     world["web"][visitor].post(f"/c/{world['pk']}/delete")
     world["web"][visitor].post("/history/delete", {"ids": [world["pk"]]})
-    assert Classification.objects.filter(pk=world["pk"]).exists()
+    assert Classification.by_pk(world["pk"]).trashed_by_id is None
 
 
 def test_admin_is_staff_only(world):

@@ -108,8 +108,12 @@ def test_web_and_api_uploads_are_classified_from_the_buckets_and_deleted(
     image = alice_client.get(reverse("result_image", args=[web_job.pk]))
     assert image.status_code == 200 and b"".join(image.streaming_content) == photo
 
+    # Deleting moves to the trash, files kept in the bucket; purging the trash deletes them.
     assert api_client_for(alice).delete(f"/api/v1/classifications/{api_job.pk}/").status_code == 204
     alice_client.post(reverse("delete", args=[web_job.pk]))
+    assert keys(client, buckets["media_bucket"])
+    assert api_client_for(alice).delete(f"/api/v1/trash/{api_job.pk}/").status_code == 204
+    alice_client.post(reverse("trash_empty"))
     assert Classification.objects.count() == 0
     assert keys(client, buckets["media_bucket"]) == set()
 

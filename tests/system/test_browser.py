@@ -215,3 +215,37 @@ def test_a_batch_fills_in_live_and_a_bad_file_sinks_only_itself(
     assert page.locator('.history-card[data-finished="true"] strong').count() == 6
     page.goto(f"{live_server.url}/history/")
     assert page.locator('.history-card[data-finished="true"]').count() == 6
+
+
+PASTE_AN_IMAGE = """async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "image.png", { type: "image/png" }));
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+}"""
+
+
+def test_chosen_files_show_as_removable_previews_and_a_pasted_image_joins_them(
+    live_server, browser, worker, alice, tmp_path
+):
+    import base64
+
+    photos = []
+    for name in ("keep", "drop"):
+        photo = tmp_path / f"{name}.jpg"
+        photo.write_bytes(badimages.jpeg((50, 40)))
+        photos.append(str(photo))
+    page = sign_in(browser, live_server, alice)
+    page.set_input_files("input[name=images]", photos)
+    assert page.locator("#previews img").count() == 2
+    page.click("button[aria-label='Remove drop.jpg']")
+    assert page.locator("#previews img").count() == 1
+    pasted = badimages.encode(badimages.Image.new("RGB", (30, 30), (200, 30, 30)), "PNG")
+    page.evaluate(PASTE_AN_IMAGE, base64.b64encode(pasted).decode())
+    assert page.locator("#previews img").count() == 2
+    assert page.locator("#camera-input[capture=environment]").count() == 1  # phones: the camera
+    page.click("text=Classify >> nth=-1")
+    page.wait_for_selector("#batch-progress >> text=2 of 2 done", timeout=90_000)
+    names = page.locator(".history-card .text-truncate").all_inner_texts()
+    assert "keep.jpg" in names and "drop.jpg" not in names
+    assert any(name.startswith("pasted-") and name.endswith(".png") for name in names)

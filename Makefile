@@ -26,7 +26,12 @@ run: $(VENV)/.run-installed
 # on one worker, which builds its module fixtures (trained tiny models, a running app) once.
 TEST_WORKERS ?= 2
 
-test: $(VENV)/.dev-installed
+# axe-core for the browser tests' accessibility checks, from the npm registry (package-lock.json).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: $(VENV)/.dev-installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo

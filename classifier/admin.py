@@ -42,7 +42,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "activated_by",
     )
     list_filter = ("is_active", "name")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "exports"] + [
+    # The JSON fields show as tables, images and links (validation, report, downloads).
+    exclude = ("metrics", "exports", "report_keys")
+    readonly_fields = [
+        f.name
+        for f in ModelVersion._meta.fields
+        if f.name not in ("metrics", "exports", "report_keys")
+    ] + [
+        "validation",
         "calibration",
         "none_of_the_known_classes",
         "quality_page",
@@ -53,7 +60,38 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="validation accuracy")
     def accuracy(self, obj):
-        return f"{obj.validation_accuracy:.2%}" if obj.validation_accuracy is not None else "—"
+        return obj.accuracy_text or "—"
+
+    @admin.display(description="validation")
+    def validation(self, obj):
+        """Accuracy and loss, and the per-class figures, as tables: not raw JSON."""
+        figures = obj.metrics.get("validation") or {}
+        if not figures:
+            return "—"
+        summary = format_html(
+            "<table><tr><th>accuracy</th><td>{}</td></tr><tr><th>loss</th><td>{}</td></tr>"
+            "<tr><th>images</th><td>{}</td></tr><tr><th>epochs</th><td>{}</td></tr></table>",
+            f"{figures.get('accuracy', 0):.2%}",
+            f"{figures['loss']:.4f}" if figures.get("loss") is not None else "—",
+            f"{figures.get('images', 0):,}",
+            obj.metrics.get("epochs", "—"),
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}")
+                for name, m in (figures.get("per_class") or {}).items()
+            ),
+        )
+        if not rows:
+            return summary
+        return format_html(
+            "{}<table><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            summary,
+            rows,
+        )
 
     @admin.display(description="classes")
     def classes(self, obj):
@@ -346,6 +384,10 @@ class ResultsChangeList(ChangeList):
 
 
 class ResultsAdmin(admin.ModelAdmin):
+    @admin.display(description="probability", ordering="top_probability")
+    def probability(self, obj):
+        return f"{obj.top_probability:.1%}" if obj.top_probability is not None else "—"
+
     """A list of results whose page reads no more than the page: owners in one query, no count
     of everything, no join in the search."""
 
@@ -382,7 +424,7 @@ class ClassificationAdmin(ResultsAdmin):
         "owner",
         "status",
         "top_label",
-        "top_probability",
+        "probability",
         "model_name",
         "created_at",
     )

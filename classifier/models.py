@@ -101,6 +101,23 @@ class ModelVersion(models.Model):
         return self.metrics.get("validation", {}).get("accuracy")
 
     @property
+    def validation_images(self) -> int | None:
+        return self.metrics.get("validation", {}).get("images")
+
+    @property
+    def accuracy_text(self) -> str:
+        """The accuracy with what it was measured on: 100% of 6 images says little."""
+        if self.validation_accuracy is None:
+            return ""
+        images = self.validation_images
+        measured = (
+            f" on {images:,} held-out validation image{'s' if images != 1 else ''}"
+            if images
+            else ""
+        )
+        return f"{self.validation_accuracy:.2%} accuracy{measured}"
+
+    @property
     def calibration(self) -> dict:
         """The temperature and uncertainty threshold fitted on validation, with their figures
         (empty for versions published before reports fitted them)."""

@@ -393,8 +393,14 @@ EXPORT_RETRY_AFTER = env_int("EXPORT_RETRY_AFTER", 900, minimum=30)
 # 95% of the time; 0.5 for versions published before reports fitted one).
 UNCERTAIN_BELOW = env_float("UNCERTAIN_BELOW", None, minimum=0, maximum=1)
 
-# The trained model committed with the project, published into the registry on first run.
-SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", BASE_DIR / "mltrain" / "shipped" / "cifar10")
+# The trained models committed with the project, oldest first: a new registry publishes each
+# under SHIPPED_MODEL_NAME (v1, v2, ...) and activates the last; a registry that lacks one
+# registers it inactive.
+SHIPPED_MODEL_DIRS = [BASE_DIR / "mltrain" / "shipped" / "cifar10"]
+SHIPPED_MODEL_NAME = env_str("SHIPPED_MODEL_NAME", "cifar10")
+# Our from-scratch CIFAR-10 network among them: the default backbone of
+# `train_transfer --backbone imageclass` and the recipe `bench/training.py` times.
+SHIPPED_MODEL_DIR = env_path("SHIPPED_MODEL_DIR", SHIPPED_MODEL_DIRS[0])
 # Register the general model (EfficientNet-Lite0, ImageNet's 1,000 classes; inactive) beside the
 # shipped one on first run. Building it takes about a minute once per machine.
 GENERAL_MODEL = env_bool("GENERAL_MODEL", True)

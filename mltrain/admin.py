@@ -9,7 +9,7 @@ from imageclass import converters  # noqa: F401  (registers <objectid:...>)
 from imageclass.dispatch import QueueUnavailable
 from imageclass.storage import STORAGE_ERRORS
 from mltrain import dispatch
-from mltrain.forms import TrainingJobForm
+from mltrain.forms import MIN_VALIDATION_IMAGES, TrainingJobForm
 from mltrain.models import TrainingJob
 
 
@@ -87,6 +87,14 @@ class TrainingJobAdmin(admin.ModelAdmin):
                 )
                 return self.start_page(request, form, status=503)
             self.log_addition(request, job, "Started training")
+            if thin := form.thin_classes():
+                listed = ", ".join(f"{name} ({n})" for name, n in sorted(thin.items()))
+                self.message_user(
+                    request,
+                    f"Few validation images: {listed}. Fewer than {MIN_VALIDATION_IMAGES} per "
+                    "class make its accuracy a coarse figure; add images for a trustworthy one.",
+                    messages.WARNING,
+                )
             self.message_user(
                 request,
                 f"Training of {job.name} queued: {form.summary.images} images in {len(form.summary.class_counts)} classes.",

@@ -14,6 +14,10 @@ BACKBONE_CHOICES = [
 ]
 
 
+# Below this many validation images in a class, its accuracy is too coarse to trust: say so.
+MIN_VALIDATION_IMAGES = 10
+
+
 class TrainingJobForm(forms.Form):
     name = forms.SlugField(max_length=100, help_text="Registry name of the new model, e.g. pets.")
     dataset = forms.FileField(
@@ -49,6 +53,16 @@ class TrainingJobForm(forms.Form):
                 "image_size", "The ImageClass backbone keeps the active model's input size."
             )
         return cleaned
+
+    def thin_classes(self) -> dict[str, int]:
+        """The classes whose validation share holds fewer than MIN_VALIDATION_IMAGES images
+        (as the stratified split rounds it): their figures say little."""
+        fraction = self.cleaned_data["validation_fraction"]
+        held_out = {
+            name: max(1, round(count * fraction))
+            for name, count in self.summary.class_counts.items()
+        }
+        return {name: n for name, n in held_out.items() if n < MIN_VALIDATION_IMAGES}
 
     def config(self) -> dict:
         data = self.cleaned_data

@@ -178,3 +178,31 @@ def test_share_admin(admin_client, alice, bob):
 
     Share.objects.create(owner=alice, grantee=bob)
     assert "bob" in admin_client.get(reverse("admin:accounts_share_changelist")).content.decode()
+
+
+def test_numbers_are_honest_about_what_they_were_measured_on(admin_client, client, alice, tmp_path):
+    version = ModelVersion.publish(make_run_dir(tmp_path / "a"), "tiny", activate=True)
+    version.metrics = {
+        "validation": {
+            "accuracy": 1.0,
+            "loss": 0.1,
+            "images": 6,
+            "per_class": {"blue": {"precision": 1.0, "recall": 1.0, "f1": 1.0}},
+        },
+        "epochs": 2,
+    }
+    version.save()
+    assert (
+        "100.00% accuracy on 6 held-out validation images"
+        in client.get(reverse("home")).content.decode()
+    )
+    listing = admin_client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
+    assert "100.00% accuracy on 6 held-out validation images" in listing
+    page = admin_client.get(
+        reverse("admin:classifier_modelversion_change", args=[version.pk])
+    ).content.decode()
+    assert "<th>images</th><td>6</td>" in page and "<td>blue</td><td>1.000</td>" in page
+    assert 'name="metrics"' not in page and 'name="exports"' not in page  # no raw JSON boxes
+    make_result(alice, "cat", probability=0.9123)
+    results = admin_client.get(reverse("admin:classifier_classification_changelist"))
+    assert "91.2%" in results.content.decode() and "0.9123" not in results.content.decode()

@@ -24,7 +24,7 @@ def stored_files():
 def test_home_shows_the_form_and_the_active_model(client, active_model):
     page = client.get(reverse("home")).content.decode()
     assert 'name="images"' in page and 'name="image_url"' in page
-    assert "tiny v1" in page and "Blue" in page and "50.0% accuracy" in page
+    assert "tiny v1" in page and "Blue" in page and "50.00% accuracy" in page
 
 
 def test_anonymous_visitor_classifies_one_image_visible_only_in_their_session(

@@ -81,3 +81,13 @@ def test_the_shipped_model_has_its_figures_but_no_example_images(db, admin_clien
     ).content.decode()
     assert "<td>cat</td>" in page and 'id="confusion-matrix"' in page
     assert reverse("admin:classifier_modelversion_cell", args=[version.pk, 3, 5]) not in page
+    # Its curves and confusion matrix, drawn from the committed history.csv and metrics.json.
+    assert {"curves.png", "confusion_matrix.png"} <= set(version.report_keys)
+    change = admin_client.get(
+        reverse("admin:classifier_modelversion_change", args=[version.pk])
+    ).content.decode()
+    for name in ("curves.png", "confusion_matrix.png"):
+        url = reverse("admin:classifier_modelversion_report", args=[version.pk, name])
+        assert url in change
+        image = admin_client.get(url)
+        assert image.status_code == 200 and b"".join(image.streaming_content)[:4] == b"\x89PNG"

@@ -302,15 +302,31 @@ def test_classify_without_a_model_says_what_to_do(db, registry, folder):
 
 
 def test_shipped_model_is_published_once(db, registry, settings, trained_runs, tmp_path, capsys):
-    shipped = tmp_path / "cifar10"
-    settings.SHIPPED_MODEL_DIR = shipped
+    older, newer = tmp_path / "cifar10", tmp_path / "cifar10-next"
+    settings.SHIPPED_MODEL_DIRS = [older, newer]
     call_command("publish_shipped")
     assert "no shipped model" in capsys.readouterr().out
-    shutil.copytree(trained_runs["whitened_convnet"], shipped)
+    shutil.copytree(trained_runs["whitened_convnet"], older)
+    shutil.copytree(trained_runs["thesis_cnn"], newer)
     call_command("publish_shipped")
     call_command("publish_shipped")
-    assert ModelVersion.objects.count() == 1
-    assert ModelVersion.active().name == "cifar10"
+    assert ModelVersion.objects.count() == 2
+    active = ModelVersion.active()
+    assert (active.name, active.version, active.architecture) == ("cifar10", 2, "thesis_cnn")
+
+
+def test_a_registry_that_lacks_a_shipped_model_registers_it_inactive(
+    db, registry, settings, trained_runs, tmp_path
+):
+    older, newer = tmp_path / "cifar10", tmp_path / "cifar10-next"
+    shutil.copytree(trained_runs["whitened_convnet"], older)
+    settings.SHIPPED_MODEL_DIRS = [older]
+    call_command("publish_shipped")
+    shutil.copytree(trained_runs["thesis_cnn"], newer)
+    settings.SHIPPED_MODEL_DIRS = [older, newer]  # a later checkout ships one more
+    call_command("publish_shipped")
+    assert ModelVersion.objects.count() == 2
+    assert ModelVersion.active().architecture == "whitened_convnet"  # an operator switches
 
 
 def test_report_puts_other_runs_beside_the_model(folder, trained_runs, tmp_path):

@@ -277,3 +277,11 @@ def test_encrypted_or_corrupt_members_are_refused_not_crashed_on():
     corrupt[40:60] = bytes(20)  # inside the first member's compressed data
     with pytest.raises(InvalidArchive):
         inspect_archive(io.BytesIO(bytes(corrupt)))
+
+
+def test_the_form_warns_when_classes_have_few_validation_images(admin_client, colours):
+    upload = SimpleUploadedFile("colours.zip", folder_zip(colours).getvalue())
+    response = start_training(admin_client, upload)
+    page = admin_client.get(response.url).content.decode()
+    assert "Few validation images: blue (2), green (2), red (2)." in page
+    assert "Fewer than 10 per class make its accuracy a coarse figure" in page

@@ -11,6 +11,7 @@ Django is imported inside the functions: the launcher sets its environment first
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -307,6 +308,40 @@ def start_embedded_servers(reuse_running: bool = False) -> list[EmbeddedServer]:
     return started
 
 
+# The embedded servers' default ports, and the settings that name others (imageclass.settings).
+EMBEDDED_PORTS = {"EMBEDDED_MONGODB_PORT": 27027, "EMBEDDED_REDIS_PORT": 6389}
+
+
+def var_dir() -> Path:
+    """VAR_DIR as the settings resolve it, known before Django is set up."""
+    value = os.environ.get("VAR_DIR")
+    return Path(value).expanduser().resolve() if value else BASE_DIR / "var"
+
+
+def instance_file() -> Path:
+    """What a running `make run` of this checkout records: its pid and its ports."""
+    return var_dir() / "instance.json"
+
+
+def running_instance() -> dict | None:
+    """The record of this checkout's `make run` if that process is alive."""
+    try:
+        record = json.loads(instance_file().read_text())
+        os.kill(record["pid"], 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record
+
+
+def choose_embedded_ports():
+    """Each embedded server's port: the one its setting names, else its default when free,
+    else a free one, so a second checkout's `PORT=8080 make run` starts beside the first.
+    Set in the environment before Django reads its settings, for every child process too."""
+    for setting, default in EMBEDDED_PORTS.items():
+        if not os.environ.get(setting):
+            os.environ[setting] = str(default if not port_in_use(default) else free_port())
+
+
 def stop_group(process) -> None:
     """Stop a child started in a process group of its own, and whatever is left of its group
     (a gunicorn worker stuck in its own shutdown, an orphaned pool process)."""
@@ -324,6 +359,13 @@ def stop_group(process) -> None:
 
 
 def run(port: int):
+    if (other := running_instance()) is not None:
+        raise SystemExit(
+            f"this checkout already runs on port {other['port']} (pid {other['pid']}), with its "
+            f"data in {var_dir()}. A second copy needs data of its own: "
+            f"VAR_DIR=var/copy-{port} PORT={port} make run, or another checkout."
+        )
+    choose_embedded_ports()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 
@@ -359,6 +401,7 @@ def run(port: int):
                 then,
                 server.process,
             )
+        record_instance(port)
         for setup in (["migrate", "--noinput"], ["init_storage"], ["publish_shipped"]):
             if subprocess.run(
                 [sys.executable, "manage.py", *setup], env=env, cwd=BASE_DIR
@@ -375,11 +418,25 @@ def run(port: int):
         print("\nStopping ...", flush=True)
     finally:
         supervisor.stop()
+        with contextlib.suppress(FileNotFoundError):
+            instance_file().unlink()
+
+
+def record_instance(port: int):
+    """Write where this run serves and which ports its servers took, for `make manage`."""
+    record = {"pid": os.getpid(), "port": port}
+    record.update({setting.lower(): int(os.environ[setting]) for setting in EMBEDDED_PORTS})
+    instance_file().parent.mkdir(parents=True, exist_ok=True)
+    instance_file().write_text(json.dumps(record))
 
 
 def run_manage(args: list[str]) -> int:
     """Run one manage.py command, starting the embedded database and Redis for it when they are
-    not up (while `make run` is running, the command simply uses its servers)."""
+    not up. While this checkout's `make run` is running, the command uses its servers, on the
+    ports that run recorded (they may not be the defaults)."""
+    if (instance := running_instance()) is not None:
+        for setting in EMBEDDED_PORTS:
+            os.environ.setdefault(setting, str(instance[setting.lower()]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageclass.settings")
     import django
 

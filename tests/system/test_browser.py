@@ -3,9 +3,10 @@ real worker: sign up, upload, see the result arrive, see where the model looked,
 find it by search, share it, and see it as the grantee."""
 
 import pytest
+from django.utils import timezone
 
 from tests import badimages
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_result
 from tests.system.conftest import sign_in
 
 
@@ -162,3 +163,37 @@ def test_chosen_files_show_as_removable_previews_and_a_pasted_image_joins_them(
     names = page.locator(".history-card .text-truncate").all_inner_texts()
     assert "keep.jpg" in names and "drop.jpg" not in names
     assert any(name.startswith("pasted-") and name.endswith(".png") for name in names)
+
+
+def test_delete_restore_and_filter_in_the_browser(live_server, browser, alice):
+    kept = make_result(alice, "cat", 0.9, filename="kept-cat.jpg")
+    doomed = make_result(alice, "dog", 0.8, filename="doomed-dog.jpg")
+    page = sign_in(browser, live_server, alice)
+    page.on("dialog", lambda dialog: dialog.accept())  # every delete asks to confirm
+
+    page.goto(f"{live_server.url}/c/{doomed.pk}/")
+    page.click("button:has-text('Delete')")
+    page.wait_for_selector("text=moved to the trash")
+    assert page.locator(".history-card").count() == 1
+    page.goto(f"{live_server.url}/trash/")
+    page.click("button[aria-label='Restore: doomed-dog.jpg']")
+    page.wait_for_selector("text=doomed-dog.jpg is back in your history")
+
+    page.goto(f"{live_server.url}/history/")
+    assert page.locator("#match-count").inner_text() == "2 results."
+    today = timezone.localdate().isoformat()
+    page.fill("#id_created_after", today)  # a date picker: ISO 8601 whatever the locale
+    page.select_option("#id_label", "cat")
+    page.click("button:has-text('Search')")
+    page.wait_for_url(f"**created_after={today}**")
+    assert page.locator("#match-count").inner_text() == "1 result matches these filters."
+    assert page.locator(".history-card").count() == 1 and str(kept.pk) in page.content()
+
+    page.goto(f"{live_server.url}/history/")
+    page.check(f"input[value='{doomed.pk}']")
+    page.click("#delete-selected")
+    page.wait_for_selector("text=Moved 1 result to the trash")
+    page.goto(f"{live_server.url}/trash/")
+    page.click("button:has-text('Empty trash')")
+    page.wait_for_selector("text=1 result deleted for good")
+    assert page.locator("text=The trash is empty.").count() == 1

@@ -25,11 +25,16 @@ def has_own_views(model: keras.Model) -> bool:
 
 
 def build_ensemble(
-    members: list[keras.Model], weights: list[float] | None = None, mirror: bool = False
+    members: list[keras.Model],
+    weights: list[float] | None = None,
+    mirror: bool = False,
+    temperatures: list[float | None] | None = None,
 ) -> keras.Model:
     """`members` ordered largest input first; `weights` (default equal) sum to one. With
     `mirror`, a member that does not already average views of the image answers for the
-    image and its mirror image, averaged (twice its cost, a common gain on photos)."""
+    image and its mirror image, averaged (twice its cost, a common gain on photos). A member
+    with a temperature (its report's calibration) is averaged calibrated, p^(1/T)
+    renormalised: an over-confident member would otherwise outvote the others."""
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
     weights = weights or [1 / len(members)] * len(members)
@@ -40,8 +45,11 @@ def build_ensemble(
         raise ValueError("the members answer different numbers of classes")
     side = input_side(members[0])
     inputs = keras.Input((side, side, 3), dtype="uint8", name="pixels")
+    temperatures = temperatures or [None] * len(members)
     weighted = []
-    for number, (member, weight) in enumerate(zip(members, weights, strict=True)):
+    for number, (member, weight, temperature) in enumerate(
+        zip(members, weights, temperatures, strict=True)
+    ):
         x = inputs
         member_side = input_side(member)
         if member_side != side:
@@ -61,6 +69,11 @@ def build_ensemble(
             probabilities = layers.Average(name=f"mirror_average_{number}")(
                 [probabilities, mirrored]
             )
+        if temperature:
+            logits = layers.Rescaling(1 / temperature, name=f"temperature_of_member_{number}")(
+                keras.ops.log(keras.ops.maximum(probabilities, 1e-12))
+            )
+            probabilities = layers.Softmax(name=f"calibrated_member_{number}")(logits)
         weighted.append(layers.Rescaling(weight, name=f"weight_of_member_{number}")(probabilities))
     averaged = layers.Add(name="probabilities", dtype="float32")(weighted)
     return keras.Model(inputs, averaged, name="ensemble")

@@ -76,7 +76,7 @@ def test_the_ensemble_averages_its_members_and_is_reported(folder, tmp_path):
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["validation"]["images"] == 6 and "ood" in metrics and "int8" in metrics
     card = (output / "MODEL_CARD.md").read_text()
-    assert "The weighted mean of the probabilities of 2 trained runs" in card
+    assert "The weighted mean of the (calibrated) probabilities of 2 trained runs" in card
     assert "`tiny32` at 32 px (50.00% alone, weight 0.75)" in card
 
 
@@ -85,6 +85,19 @@ def test_a_mirrored_member_averages_the_image_and_its_mirror_image():
     pixels = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     expected = (np.asarray(member(pixels)) + np.asarray(member(pixels[:, :, ::-1]))) / 2
     ensemble = build_ensemble([member, tiny_network(16, 4)], [1.0, 0.0], mirror=True)
+    np.testing.assert_allclose(np.asarray(ensemble(pixels)), expected, atol=1e-5)
+
+
+def test_members_with_a_temperature_are_averaged_calibrated():
+    sharp, soft = tiny_network(16, 5), tiny_network(16, 6)
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+
+    def calibrated(model, temperature):
+        powered = np.asarray(model(pixels), dtype=np.float64) ** (1 / temperature)
+        return powered / powered.sum(axis=1, keepdims=True)
+
+    ensemble = build_ensemble([sharp, soft], temperatures=[2.0, None])
+    expected = (calibrated(sharp, 2.0) + np.asarray(soft(pixels))) / 2
     np.testing.assert_allclose(np.asarray(ensemble(pixels)), expected, atol=1e-5)
 
 

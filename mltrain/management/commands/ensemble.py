@@ -14,8 +14,8 @@ class Command(BaseCommand):
     help = (
         "Join finished runs into one model that averages their probabilities, and write its "
         "report like `train`. The runs must share their classes and validation split; the one "
-        "with the largest input comes first and sets the ensemble's input. Publish it with "
-        "`publish`."
+        "with the largest input comes first and sets the ensemble's input; a run whose report "
+        "fitted a temperature is averaged calibrated. Publish it with `publish`."
     )
 
     def add_arguments(self, parser):
@@ -56,7 +56,9 @@ class Command(BaseCommand):
         members = [trained[i][2] for i in order]
         shares = [weights[i] / sum(weights) for i in order] if weights else None
         try:
-            model = build_ensemble(members, shares, mirror)
+            model = build_ensemble(
+                members, shares, mirror, [temperature(trained[i][0]) for i in order]
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -99,13 +101,17 @@ class Command(BaseCommand):
                     "architecture": run["config"]["architecture"],
                     "input": input_side(member),
                     "weight": share,
+                    "temperature": temperature(folder),
                     "mirrored": mirror and not has_own_views(member),
                     "validation_accuracy": metrics["validation"]["accuracy"],
                 }
             )
         listed = "; ".join(
             f"`{m['architecture']}` at {m['input']} px ({m['validation_accuracy']:.2%} alone, "
-            f"weight {m['weight']:.2f}{', with its mirror image' if m['mirrored'] else ''})"
+            f"weight {m['weight']:.2f}"
+            + (f", calibrated at T {m['temperature']:.3f}" if m["temperature"] else "")
+            + (", with its mirror image" if m["mirrored"] else "")
+            + ")"
             for m in members
         )
         return {
@@ -122,7 +128,13 @@ class Command(BaseCommand):
             "hardware": hardware.hardware(),
             "parameters": model.count_params(),
             "members": members,
-            "recipe": f"The weighted mean of the probabilities of {len(members)} trained runs, "
+            "recipe": f"The weighted mean of the (calibrated) probabilities of {len(members)} trained runs, "
             f"in one Keras model: {listed}. Smaller inputs are reduced inside the model by "
             "average pooling. No training of its own: the members' cards give theirs.",
         }
+
+
+def temperature(folder: Path) -> float | None:
+    """The temperature a run's report fitted on its validation images, if it has one."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return (metrics.get("calibration") or {}).get("temperature")

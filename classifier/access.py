@@ -41,6 +41,14 @@ def visible_classification(request, pk) -> Classification:
     return classification
 
 
+def trashed_classification(request, pk) -> Classification:
+    """A result of the requester's own trash; 404 otherwise, whether it exists or not."""
+    try:
+        return Classification.in_trash(request.user, pk)
+    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404 from None
+
+
 def stored_file_response(storage, key, content_type, download_as=None):
     """Stream a stored file (as an attachment named `download_as` if given): 404 when it is
     gone, 503 when the storage is unreachable."""

@@ -5,7 +5,6 @@ import time
 import redis
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -427,13 +426,6 @@ class TrashSerializer(ClassificationSerializer):
         }
 
 
-def trashed(request, pk) -> Classification:
-    try:
-        return Classification.in_trash(request.user, pk)
-    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):
-        raise Http404 from None
-
-
 class TrashListView(APIView):
     @extend_schema(responses=TrashSerializer(many=True), summary="My trash, last deleted first")
     def get(self, request):
@@ -455,7 +447,7 @@ class TrashDetailView(APIView):
         summary="Delete a trashed result and its image for good",
     )
     def delete(self, request, pk):
-        trashed(request, pk).delete()
+        access.trashed_classification(request, pk).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -464,7 +456,7 @@ class TrashRestoreView(APIView):
         request=None, responses=ClassificationSerializer, summary="Put a trashed result back"
     )
     def post(self, request, pk):
-        classification = trashed(request, pk)
+        classification = access.trashed_classification(request, pk)
         classification.restore(request.user)
         return Response(ClassificationSerializer(classification, context={"request": request}).data)
 

@@ -160,6 +160,12 @@ def stored(name: str, value):
     return Classification._meta.get_field(name).get_db_prep_value(value, connection)
 
 
+def split_conditions(conditions: dict) -> tuple[dict, dict]:
+    """(the conditions an index holds, those it does not)."""
+    indexed = {name: value for name, value in conditions.items() if name not in UNINDEXED}
+    return indexed, {name: value for name, value in conditions.items() if name in UNINDEXED}
+
+
 def encode_position(created_at: datetime, pk: ObjectId) -> str:
     raw = f"{created_at.isoformat()}|{pk}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -222,8 +228,7 @@ class History:
         if not self.windowed:
             found = self.collection.count_documents(self.conditions, limit=COUNT_LIMIT + 1)
             return min(found, COUNT_LIMIT), found > COUNT_LIMIT
-        indexed = {k: v for k, v in self.conditions.items() if k not in UNINDEXED}
-        unindexed = {k: v for k, v in self.conditions.items() if k in UNINDEXED}
+        indexed, unindexed = split_conditions(self.conditions)
         [found] = self.collection.aggregate(
             [
                 {"$match": indexed},
@@ -271,8 +276,7 @@ class History:
         conditions (an index scan that stops there), then the unindexed ones on those alone.
         Its one document holds the `page` and, when results lie beyond the window, the
         window's last result and the one after it as `end`."""
-        indexed = {name: value for name, value in conditions.items() if name not in UNINDEXED}
-        unindexed = {name: value for name, value in conditions.items() if name in UNINDEXED}
+        indexed, unindexed = split_conditions(conditions)
         size = self.scan_window
         return [
             {"$match": indexed},

@@ -2,7 +2,6 @@ from bson import ObjectId
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -86,7 +85,7 @@ def shared_history(request, username):
 def delete_many(request):
     """Move the ticked results to the trash, back to the history page with its filters."""
     back = reverse("history") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
-    ids = [i for i in request.POST.getlist("ids")[: history.PAGE_SIZE * 4] if ObjectId.is_valid(i)]
+    ids = valid_ids(request.POST.getlist("ids"))
     if not ids:
         messages.info(request, "Nothing was deleted: tick the results to delete first.")
         return redirect(back)
@@ -125,23 +124,16 @@ def trash(request):
     )
 
 
-def trashed(request, pk) -> Classification:
-    try:
-        return Classification.in_trash(request.user, pk)
-    except (Classification.DoesNotExist, ValidationError, ValueError, TypeError):
-        raise Http404 from None
-
-
 @login_required
 @require_GET
 def trash_thumbnail(request, pk):
-    return access.thumbnail_response(trashed(request, pk))
+    return access.thumbnail_response(access.trashed_classification(request, pk))
 
 
 @login_required
 @require_POST
 def trash_restore(request, pk):
-    classification = trashed(request, pk)
+    classification = access.trashed_classification(request, pk)
     classification.restore(request.user)
     messages.success(
         request, f"{classification.original_filename or 'The result'} is back in your history."
@@ -152,7 +144,7 @@ def trash_restore(request, pk):
 @login_required
 @require_POST
 def trash_purge(request, pk):
-    trashed(request, pk).delete()
+    access.trashed_classification(request, pk).delete()
     messages.success(request, "The result and its image were deleted for good.")
     return redirect("trash")
 
@@ -269,11 +261,14 @@ def result(request, pk):
     )
 
 
+def valid_ids(values) -> list[str]:
+    """The values that are result ids, a page of cards at most."""
+    return [i for i in values if ObjectId.is_valid(i)][: history.PAGE_SIZE * 4]
+
+
 def requested_ids(request) -> list[str]:
-    """The valid ids of `?ids=a,b,...`: a page of cards at most."""
-    return [i for i in request.GET.get("ids", "").split(",") if ObjectId.is_valid(i)][
-        : history.PAGE_SIZE * 4
-    ]
+    """The ids of `?ids=a,b,...`."""
+    return valid_ids(request.GET.get("ids", "").split(","))
 
 
 @require_GET
